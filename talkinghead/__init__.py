@@ -1,0 +1,12 @@
+"""talkinghead: one portrait + speech -> a lip-synced talking-head video, fast on a CPU.
+
+    import talkinghead
+    talkinghead.generate("face.jpg", "speech.wav", "talking.mp4")
+"""
+
+from .config import GenerateConfig, MotionConfig, RenderConfig
+from .errors import TalkingHeadError
+from .pipeline import Pipeline, generate
+
+__version__ = "0.1.0"
+__all__ = ["generate", "Pipeline", "GenerateConfig", "MotionConfig", "RenderConfig", "TalkingHeadError", "__version__"]

@@ -1,0 +1,125 @@
+"""Audio features per video frame, computed incrementally from PCM chunks.
+
+samples (float32 mono, SAMPLE_RATE) -> AudioFeatures, one row per video frame. Frame i covers
+[i / fps, (i + 1) / fps); its analysis window (WINDOW_FRAMES video frames long, Hann) is centred on
+the frame's middle, so a frame is decided once the audio half a window past its centre has arrived.
+Chunking never changes the result: pushing the audio in any pieces gives the same features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+WINDOW_FRAMES = 2.0  # analysis window, in video frames (80 ms at 25 fps)
+SILENCE_DB = -90.0  # loudness floor, dBFS
+BANDS_HZ = ((80, 500), (500, 2000), (2000, 6000))  # low (voicing), mid (first formants), high (fricatives)
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    """Per-frame features, T rows.
+
+    loudness_db: (T,) float32 RMS level in dBFS (floor SILENCE_DB).
+    bands: (T, 3) float32 share of energy in BANDS_HZ (rows sum to <= 1).
+    centroid_hz: (T,) float32 spectral centroid of 80-6000 Hz.
+    """
+
+    loudness_db: np.ndarray
+    bands: np.ndarray
+    centroid_hz: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.loudness_db)
+
+    @staticmethod
+    def concat(parts: list["AudioFeatures"]) -> "AudioFeatures":
+        """Join runs end to end."""
+        return AudioFeatures(np.concatenate([p.loudness_db for p in parts]) if parts else np.zeros(0, np.float32),
+                             np.concatenate([p.bands for p in parts]) if parts else np.zeros((0, 3), np.float32),
+                             np.concatenate([p.centroid_hz for p in parts]) if parts else np.zeros(0, np.float32))
+
+
+def frame_count(n_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
+    """Video frames for an audio of n_samples: the video's duration matches within half a frame."""
+    return max(1, int(round(n_samples * fps / sample_rate)))
+
+
+class FeatureStream:
+    """Incremental feature extraction: push() PCM chunks, then flush() at the end."""
+
+    def __init__(self, fps: float, sample_rate: int = SAMPLE_RATE):
+        self.fps = float(fps)
+        self.sample_rate = sample_rate
+        self.window = int(round(WINDOW_FRAMES * sample_rate / fps))
+        self._hann = np.hanning(self.window).astype(np.float32)
+        freqs = np.fft.rfftfreq(self.window, 1.0 / sample_rate)
+        self._band_masks = [(freqs >= lo) & (freqs < hi) for lo, hi in BANDS_HZ]
+        self._speech = (freqs >= BANDS_HZ[0][0]) & (freqs < BANDS_HZ[-1][1])
+        self._freqs = freqs.astype(np.float32)
+        self._buffer = np.zeros(self.window // 2, np.float32)  # zero padding before t = 0
+        self._buffer_start = -(self.window // 2)  # sample index of _buffer[0]
+        self._received = 0
+        self._next_frame = 0
+
+    def _centre(self, frame: int) -> int:
+        return int(round((frame + 0.5) * self.sample_rate / self.fps))
+
+    def push(self, samples: np.ndarray) -> AudioFeatures:
+        """Add a chunk; features of every frame whose window is now complete."""
+        samples = np.asarray(samples, np.float32).ravel()
+        self._buffer = np.concatenate([self._buffer, samples])
+        self._received += len(samples)
+        return self._emit(last_available=self._received)
+
+    def flush(self) -> AudioFeatures:
+        """Features of the remaining frames (the audio's end padded with silence)."""
+        total = frame_count(self._received, self.fps, self.sample_rate)
+        self._buffer = np.concatenate([self._buffer, np.zeros(self.window, np.float32)])
+        return self._emit(last_available=None, until=total)
+
+    def _emit(self, last_available: int | None, until: int | None = None) -> AudioFeatures:
+        starts = []
+        frame = self._next_frame
+        half = self.window // 2
+        while True:
+            if until is not None and frame >= until:
+                break
+            start = self._centre(frame) - half
+            if last_available is not None and start + self.window > last_available:
+                break
+            starts.append(start)
+            frame += 1
+        self._next_frame = frame
+        if not starts:
+            self._trim()
+            return AudioFeatures.concat([])
+        idx = np.array(starts)[:, None] - self._buffer_start + np.arange(self.window)[None]
+        windows = self._buffer[idx] * self._hann  # (T, window)
+        self._trim()
+        return self._features(windows)
+
+    def _trim(self) -> None:
+        """Drop samples no future frame needs (memory stays flat for any length)."""
+        keep_from = self._centre(self._next_frame) - self.window // 2
+        drop = max(0, keep_from - self._buffer_start)
+        if drop:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+
+    def _features(self, windows: np.ndarray) -> AudioFeatures:
+        rms = np.sqrt((windows ** 2).mean(1) / (self._hann ** 2).mean())
+        loudness = np.maximum(20 * np.log10(np.maximum(rms, 1e-12)), SILENCE_DB).astype(np.float32)
+        power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
+        speech = power[:, self._speech].sum(1) + 1e-12
+        bands = np.stack([power[:, m].sum(1) / speech for m in self._band_masks], 1).astype(np.float32)
+        centroid = ((power[:, self._speech] * self._freqs[self._speech]).sum(1) / speech).astype(np.float32)
+        return AudioFeatures(loudness, bands, centroid)
+
+
+def extract_features(samples: np.ndarray, fps: float, sample_rate: int = SAMPLE_RATE) -> AudioFeatures:
+    """Whole-clip features (the same as streaming the clip through FeatureStream)."""
+    stream = FeatureStream(fps, sample_rate)
+    return AudioFeatures.concat([stream.push(samples), stream.flush()])

@@ -1,0 +1,152 @@
+"""The only module that wires the stages: files -> arrays -> portrait + audio features -> motion -> frames -> file.
+
+`Pipeline.stream(chunks)` turns PCM chunks into frames incrementally (a generator), which both the
+offline `generate` and a live mode use; memory stays flat for any audio length.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, FeatureStream, frame_count
+from .config import GenerateConfig
+from .errors import TalkingHeadError
+from .face import FaceObservation, find_portrait_face
+from .io import VideoWriter, load_audio, load_image, resize_long_side
+from .motion.audio_rules import RuleBasedAudioMotion
+from .motion.base import MotionSource
+from .motion.types import Motion
+from .render.renderer import Renderer
+
+log = logging.getLogger(__name__)
+
+SILENT_PEAK = 10 ** (-55 / 20)  # audio whose peak stays below -55 dBFS is treated as silent
+MAX_AUDIO_SECONDS = 4 * 3600
+
+
+@dataclass(frozen=True)
+class Portrait:
+    """A portrait ready to animate: image (H, W, 3) uint8 RGB at output size, and its face."""
+
+    image: np.ndarray
+    face: FaceObservation
+
+
+def prepare_portrait(image: np.ndarray, size: int, name: str = "portrait") -> Portrait:
+    """Resize to the output size (long side <= size, even dimensions) and find the face to animate."""
+    image = resize_long_side(image, size)
+    return Portrait(image, find_portrait_face(image, name))
+
+
+def check_audio(audio: np.ndarray, name: str = "audio") -> None:
+    """Reject empty, silent or absurdly long audio with a clear message."""
+    if audio.size == 0:
+        raise TalkingHeadError(f"{name} is empty: use a recording with speech in it")
+    if audio.size > MAX_AUDIO_SECONDS * SAMPLE_RATE:
+        raise TalkingHeadError(f"{name} is longer than {MAX_AUDIO_SECONDS // 3600} hours: split it into parts")
+    if float(np.max(np.abs(audio))) < SILENT_PEAK:
+        raise TalkingHeadError(f"{name} is silent (peak below -55 dBFS): use a recording with audible speech")
+
+
+class Pipeline:
+    """One portrait, ready to be driven by any number of audio clips."""
+
+    def __init__(self, portrait: Portrait, config: GenerateConfig = GenerateConfig(),
+                 motion_source: MotionSource | None = None):
+        self.portrait = portrait
+        self.config = config
+        self.renderer = Renderer(portrait.image, portrait.face, config.render)
+        self.motion_source = motion_source or RuleBasedAudioMotion(config.motion)
+
+    @classmethod
+    def from_image(cls, image: np.ndarray | str | Path, config: GenerateConfig = GenerateConfig(),
+                   motion_source: MotionSource | None = None) -> "Pipeline":
+        """Build from an image array (H, W, 3) uint8 RGB or an image file path."""
+        name = "portrait"
+        if not isinstance(image, np.ndarray):
+            name = f"'{image}'"
+            image = load_image(image)
+        return cls(prepare_portrait(image, config.render.size, name), config, motion_source)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the output frames."""
+        return self.renderer.size
+
+    def stream_motion(self, chunks: Iterable[np.ndarray]) -> Iterator[Motion]:
+        """PCM chunks (float32 mono, SAMPLE_RATE) -> runs of Motion, as soon as each is decided."""
+        features = FeatureStream(self.config.fps)
+        self.motion_source.start(self.portrait.face.blendshapes, self.config.fps)
+        for chunk in chunks:
+            motion = self.motion_source.push(features.push(chunk))
+            if len(motion):
+                yield motion
+        tail = Motion.concat([self.motion_source.push(features.flush()), self.motion_source.flush()])
+        if len(tail):
+            yield tail
+
+    def stream(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """PCM chunks -> frames (H, W, 3) uint8 RGB, one per 1/fps of audio, incrementally."""
+        for motion in self.stream_motion(chunks):
+            for i in range(len(motion)):
+                yield self.renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
+
+    def chunks(self, audio: np.ndarray) -> Iterator[np.ndarray]:
+        """Split a whole clip into the configured chunk length."""
+        step = max(1, int(self.config.chunk_seconds * SAMPLE_RATE))
+        for start in range(0, len(audio), step):
+            yield audio[start:start + step]
+
+    def write(self, audio: np.ndarray, out: str | Path,
+              progress: Callable[[int, int], None] | None = None) -> "GenerateResult":
+        """Render `audio` (float32 mono, SAMPLE_RATE) to an MP4 at `out`; written atomically."""
+        check_audio(audio)
+        total = frame_count(len(audio), self.config.fps)
+        width, height = self.frame_size
+        started = time.perf_counter()
+        count = 0
+        with VideoWriter(out, self.config.fps, width, height, audio=audio, sample_rate=SAMPLE_RATE,
+                         crf=self.config.crf) as writer:
+            for frame in self.stream(self.chunks(audio)):
+                writer.write(frame)
+                count += 1
+                if progress is not None:
+                    progress(count, total)
+        seconds = time.perf_counter() - started
+        return GenerateResult(Path(out), count, width, height, len(audio) / SAMPLE_RATE, seconds)
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    """What generate wrote."""
+
+    path: Path
+    frames: int
+    width: int
+    height: int
+    audio_seconds: float
+    elapsed_seconds: float
+
+    @property
+    def realtime_factor(self) -> float:
+        """Audio seconds per second of work (2.0 = twice as fast as real time)."""
+        return self.audio_seconds / max(self.elapsed_seconds, 1e-9)
+
+
+def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path, out: str | Path,
+             config: GenerateConfig = GenerateConfig(),
+             progress: Callable[[int, int], None] | None = None) -> GenerateResult:
+    """Portrait (array or file) + speech (float32 mono 16 kHz array, or any audio/video file) -> MP4 at `out`."""
+    if not isinstance(audio, np.ndarray):
+        samples = load_audio(audio, SAMPLE_RATE)
+        check_audio(samples, f"'{audio}'")
+    else:
+        samples = np.asarray(audio, np.float32)
+    pipeline = Pipeline.from_image(image, config)
+    return pipeline.write(samples, out, progress)

@@ -1,0 +1,82 @@
+"""Portrait + Motion -> frames: dense backward warp, then the mouth interior.
+
+Two spline fields are kept per portrait, one without the lower lip's points (for everything above
+the lip line) and one without the upper lip's (for the lower lip and jaw), so lips that touch in the
+portrait can part without smearing into each other. Each is inverted on a coarse grid, upsampled,
+and the two maps are joined along the target lip line.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .. import landmarks as L
+from ..config import RenderConfig
+from ..expression import ExpressionBasis, load_basis
+from ..face import FaceObservation
+from ..motion.types import Motion
+from .mouth import MouthFrame, draw_mouth_interior
+from .rig import MOUTH_SPLIT_SOFTNESS_PX, PortraitRig
+
+EDGE_FADE_PX = 8.0
+
+
+class Renderer:
+    """Renders Motion frames of one portrait. image: (H, W, 3) uint8 RGB, already at output size."""
+
+    def __init__(self, image: np.ndarray, face: FaceObservation, config: RenderConfig = RenderConfig(),
+                 basis: ExpressionBasis | None = None):
+        self.rig = PortraitRig(image, face, basis or load_basis(), config)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames."""
+        return self.rig.width, self.rig.height
+
+    def render(self, motion: Motion) -> list[np.ndarray]:
+        """Every frame of `motion` as (H, W, 3) uint8 RGB."""
+        return [self.render_frame(motion.expression[i], motion.head[i], motion.gaze[i]) for i in range(len(motion))]
+
+    def render_frame(self, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+        """One frame: (52,), (6,), (2,) -> (H, W, 3) uint8 RGB."""
+        rig = self.rig
+        targets = rig.targets(expression, head, gaze)
+        displacement = targets.control - rig.source  # (N, 2)
+
+        upper_map = rig.upper_field.backward_map(rig.upper_field.forward(displacement[rig.upper_ids]))
+        lower_map = rig.lower_field.backward_map(rig.lower_field.forward(displacement[rig.lower_ids]))
+        full = rig.upsample(upper_map)
+        lower_full = rig.upsample(lower_map)
+
+        target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
+                                            targets.landmarks[list(L.LIPS_LOWER_INNER)])
+        self._join_at_lip_line(full, lower_full, target_mouth, targets.landmarks)
+        frame = cv2.remap(rig.image, full[..., 0], full[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
+        return frame
+
+    def _join_at_lip_line(self, full: np.ndarray, lower: np.ndarray, mouth: MouthFrame, face_px: np.ndarray) -> None:
+        """Use the lower-lip map below the target lip line (within the lower face), in place."""
+        h, w = full.shape[:2]
+        jaw = face_px[list(L.FACE_OVAL)]
+        x0 = int(max(np.floor(jaw[:, 0].min()) - 4, 0))
+        x1 = int(min(np.ceil(jaw[:, 0].max()) + 4, w))
+        y0 = int(max(np.floor(min(mouth.origin[1], face_px[L.NOSE_TIP, 1])), 0))
+        y1 = int(min(np.ceil(jaw[:, 1].max()) + 4, h))
+        if x1 <= x0 or y1 <= y0:
+            return
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        rel_x, rel_y = xs - mouth.origin[0], ys - mouth.origin[1]
+        u = (rel_x * mouth.axis[0] + rel_y * mouth.axis[1]) / mouth.width
+        wv = rel_x * mouth.normal[0] + rel_y * mouth.normal[1]
+        up, lo = mouth.curves_at(np.clip(u, 0, 1))
+        mid = (up + lo) / 2
+        below = np.clip((wv - mid) / MOUTH_SPLIT_SOFTNESS_PX + 0.5, 0, 1)
+        beyond = np.maximum(np.maximum(-u, u - 1), 0)  # mouth widths past a corner
+        weight = 0.5 + (below - 0.5) * np.exp(-(beyond / 0.35) ** 2)
+        # fade to the upper map at the box edges (both fields agree away from the lips)
+        edge = np.minimum.reduce([xs - x0, x1 - 1 - xs, ys - y0, y1 - 1 - ys]) / EDGE_FADE_PX
+        weight *= np.clip(edge, 0, 1)
+        region = full[y0:y1, x0:x1]
+        region += weight[..., None] * (lower[y0:y1, x0:x1] - region)

@@ -1,0 +1,181 @@
+"""PortraitRig: everything about one portrait that the renderer computes once.
+
+Turns a frame of Motion into target image positions for the control points: the 478 face
+landmarks, a ring of anchors around the head (hair, ears, neck follow the head), and fixed anchors
+on the image border (the background stays still).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .. import landmarks as L
+from ..config import RenderConfig
+from ..expression import ExpressionBasis
+from ..face import FaceObservation, euler_to_rotation, fit_similarity
+from ..motion.types import HEAD_FIELDS
+from .mouth import MouthFrame, MouthStyle
+from .warp import Grid, SplineField, Upsampler
+
+HEAD_PIVOT = np.array([0.0, 0.9, 1.2])  # rotation centre, canonical IOD units (below and behind the eyes)
+HEAD_RING_SCALE = (1.45, 1.35, 1.75)  # ring size over the face oval: x, y below, y above (hair)
+HEAD_RING_POINTS = 28
+NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the head
+OUTER_RING_SCALE = 2.6  # fixed anchors this far out hold the background
+BORDER_ANCHORS_PER_SIDE = 8
+BLINK_MEET = 0.3  # closed lids meet this far up from the lower lid (fraction of the opening)
+GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
+MOUTH_SPLIT_SOFTNESS_PX = 1.0
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Per-frame target positions (pixels): control (N, 2) and face landmarks (478, 2)."""
+
+    control: np.ndarray
+    landmarks: np.ndarray
+
+
+class PortraitRig:
+    """Precomputed warp fields and geometry for one portrait."""
+
+    def __init__(self, image: np.ndarray, face: FaceObservation, basis: ExpressionBasis, config: RenderConfig):
+        self.image = image
+        self.face = face
+        self.basis = basis
+        self.config = config
+        self.height, self.width = image.shape[:2]
+        self.rest_expression = face.blendshapes.copy()
+        self.pose = fit_similarity(face.landmarks, basis.mean_shape)
+        self.canonical = self.pose.invert(face.landmarks.astype(np.float64))  # exact round trip
+        self.iod_px = float(self.pose.scale)
+
+        self.ring_canonical, self.ring_weight = self._head_ring()
+        fixed = self._fixed_anchors()
+        self.source = np.concatenate([face.landmarks[:, :2], self.pose.apply(self.ring_canonical)[:, :2], fixed]).astype(np.float64)
+        self.n_face, self.n_ring = L.N_LANDMARKS, len(self.ring_canonical)
+
+        upper, lower = self._lip_sets()
+        everything = np.arange(len(self.source))
+        self.upper_ids = np.setdiff1d(everything, lower)  # field for everything above the lip line
+        self.lower_ids = np.setdiff1d(everything, upper)  # field for the lower lip and jaw
+        stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
+        self.grid = Grid.for_image(self.height, self.width, stride)
+        scale = max(self.iod_px, 1.0)
+        self.upper_field = SplineField(self.source[self.upper_ids], self.grid, scale)
+        self.lower_field = SplineField(self.source[self.lower_ids], self.grid, scale)
+        self.upsample = Upsampler(self.grid, self.height, self.width)
+
+        self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
+                                                 face.landmarks[list(L.LIPS_LOWER_INNER), :2])
+        self.mouth_style = MouthStyle.for_portrait(image, face.box)
+        self.skip_rows = L.BLINK_COEFFS + L.GAZE_COEFFS
+
+    # --- construction helpers -------------------------------------------------------------
+    def _head_ring(self) -> tuple[np.ndarray, np.ndarray]:
+        """Anchor ring around the face oval in canonical space, with its head-follow weight."""
+        oval = self.canonical[list(L.FACE_OVAL)]
+        centre = oval.mean(0)
+        angles = np.linspace(0, 2 * np.pi, HEAD_RING_POINTS, endpoint=False)
+        rel = oval[:, :2] - centre[:2]
+        oval_angles = np.arctan2(rel[:, 1], rel[:, 0])
+        oval_radius = np.linalg.norm(rel, axis=1)
+        order = np.argsort(oval_angles)
+        radius = np.interp(angles, oval_angles[order], oval_radius[order], period=2 * np.pi)
+        sx, sy_down, sy_up = HEAD_RING_SCALE
+        dirs = np.stack([np.cos(angles), np.sin(angles)], 1)
+        sy = np.where(dirs[:, 1] > 0, sy_down, sy_up)
+        ring = np.zeros((HEAD_RING_POINTS, 3))
+        ring[:, 0] = centre[0] + dirs[:, 0] * radius * sx
+        ring[:, 1] = centre[1] + dirs[:, 1] * radius * sy
+        ring[:, 2] = HEAD_PIVOT[2]
+        down = np.clip(dirs[:, 1], 0, 1)  # 1 straight below the chin
+        weight = 1.0 - (1.0 - NECK_FOLLOW) * down ** 2
+        return ring, weight
+
+    def _fixed_anchors(self) -> np.ndarray:
+        """Image-border points and a wide ring around the head that never move."""
+        h, w = self.height - 1, self.width - 1
+        t = np.linspace(0, 1, BORDER_ANCHORS_PER_SIDE, endpoint=False)
+        border = np.concatenate([np.stack([t * w, np.zeros_like(t)], 1), np.stack([np.full_like(t, w), t * h], 1),
+                                 np.stack([w - t * w, np.full_like(t, h)], 1), np.stack([np.zeros_like(t), h - t * h], 1)])
+        centre = self.face.landmarks[list(L.FACE_OVAL), :2].mean(0)
+        radius = self.face.width / 2 * OUTER_RING_SCALE
+        angles = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+        ring = centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
+        inside = (ring[:, 0] > 2) & (ring[:, 0] < w - 2) & (ring[:, 1] > 2) & (ring[:, 1] < h - 2)
+        return np.concatenate([border, ring[inside]])
+
+    def _lip_sets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Landmark ids of the upper lip and the lower lip (split by the mid line between inner lips)."""
+        lm = self.face.landmarks[:, :2]
+        mouth = MouthFrame.from_lips(lm[list(L.LIPS_UPPER_INNER)], lm[list(L.LIPS_LOWER_INNER)])
+        outer = lm[list(L.LIPS_OUTER_LOOP)].astype(np.float32)
+        margin = 0.04 * mouth.width + 1.0
+        upper, lower = [], []
+        for i in range(L.N_LANDMARKS):
+            if cv2.pointPolygonTest(outer, (float(lm[i, 0]), float(lm[i, 1])), True) < -margin:
+                continue
+            rel = lm[i] - mouth.origin
+            u, wv = rel @ mouth.axis / mouth.width, rel @ mouth.normal
+            up, lo = mouth.curves_at(np.clip(u, 0, 1))
+            mid = (up + lo) / 2
+            if wv < mid - 0.5:
+                upper.append(i)
+            elif wv > mid + 0.5:
+                lower.append(i)
+        return np.array(upper, int), np.array(lower, int)
+
+    # --- per frame ------------------------------------------------------------------------
+    def targets(self, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> Targets:
+        """One frame of motion ((52,), (6,), (2,)) -> target pixel positions."""
+        canon = self.canonical.copy()
+        canon += self.basis.displacement(expression - self.rest_expression, skip=self.skip_rows)
+        self._close_crossed_lips(canon)
+        self._blink_and_gaze(canon, expression, gaze)
+
+        yaw, pitch, roll, tx, ty, scale = (float(head[HEAD_FIELDS.index(k)]) for k in HEAD_FIELDS)
+        rot = euler_to_rotation(yaw, pitch, roll)
+        pivot = HEAD_PIVOT
+
+        def move(points):
+            return pivot + scale * (points - pivot) @ rot.T + np.array([tx, ty, 0.0])
+
+        face_px = self.pose.apply(move(canon))[:, :2]
+        ring_src = self.source[self.n_face:self.n_face + self.n_ring]
+        ring_px = self.pose.apply(move(self.ring_canonical))[:, :2]
+        ring_px = ring_src + self.ring_weight[:, None] * (ring_px - ring_src)
+        fixed = self.source[self.n_face + self.n_ring:]
+        return Targets(np.concatenate([face_px, ring_px, fixed]), face_px)
+
+    def _close_crossed_lips(self, canon: np.ndarray) -> None:
+        """Where the lower inner lip would pass above the upper one, meet in the middle."""
+        up_ids = list(L.LIPS_UPPER_INNER[1:-1])
+        lo_ids = list(L.LIPS_LOWER_INNER[1:-1])
+        up, lo = canon[up_ids, 1], canon[lo_ids, 1]
+        crossed = lo < up
+        if crossed.any():
+            mid = (up + lo) / 2
+            canon[np.array(up_ids)[crossed], 1] = mid[crossed]
+            canon[np.array(lo_ids)[crossed], 1] = mid[crossed]
+
+    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> None:
+        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises."""
+        eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.IRIS_RIGHT,
+                 L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
+                (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.IRIS_LEFT,
+                 L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
+        for k, upper, lower, iris, outer, inner in eyes:
+            rest = float(self.rest_expression[k])
+            closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
+            up, lo = canon[list(upper)], canon[list(lower)]
+            lid_move = closure * (1 - BLINK_MEET) * (lo - up)
+            canon[list(upper)] = up + lid_move
+            canon[list(lower)] = lo + closure * BLINK_MEET * (up - lo)
+            eye_width = float(np.linalg.norm(canon[outer, :2] - canon[inner, :2]))
+            shift = np.zeros(3)
+            shift[:2] = np.asarray(gaze, float) * eye_width * (1 - closure)
+            canon[list(iris)] += shift + lid_move.mean(0)
