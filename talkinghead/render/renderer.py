@@ -46,26 +46,23 @@ class Renderer:
 
         upper_map = rig.upper_field.backward_map(rig.upper_field.forward(displacement[rig.upper_ids]))
         lower_map = rig.lower_field.backward_map(rig.lower_field.forward(displacement[rig.lower_ids]))
-        full = rig.upsample(upper_map)
-        lower_full = rig.upsample(lower_map)
-
+        head_map = rig.head_upsample(upper_map)  # source position of every pixel in the head box
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])
-        self._join_at_lip_line(full, lower_full, target_mouth, targets.landmarks)
-        frame = cv2.remap(rig.image, full[..., 0], full[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        hx0, hy0, hx1, hy1 = rig.head_box
+        jx0, jy0, jx1, jy1 = rig.jaw_box
+        self._join_at_lip_line(head_map[jy0 - hy0:jy1 - hy0, jx0 - hx0:jx1 - hx0], rig.jaw_upsample(lower_map),
+                               rig.jaw_box, target_mouth)
+        frame = rig.image.copy()
+        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_REFLECT)
         draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
         return frame
 
-    def _join_at_lip_line(self, full: np.ndarray, lower: np.ndarray, mouth: MouthFrame, face_px: np.ndarray) -> None:
-        """Use the lower-lip map below the target lip line (within the lower face), in place."""
-        h, w = full.shape[:2]
-        jaw = face_px[list(L.FACE_OVAL)]
-        x0 = int(max(np.floor(jaw[:, 0].min()) - 4, 0))
-        x1 = int(min(np.ceil(jaw[:, 0].max()) + 4, w))
-        y0 = int(max(np.floor(min(mouth.origin[1], face_px[L.NOSE_TIP, 1])), 0))
-        y1 = int(min(np.ceil(jaw[:, 1].max()) + 4, h))
-        if x1 <= x0 or y1 <= y0:
-            return
+    @staticmethod
+    def _join_at_lip_line(upper: np.ndarray, lower: np.ndarray, box: tuple[int, int, int, int], mouth: MouthFrame) -> None:
+        """Within box, use the lower-lip map below the target lip line; `upper` is changed in place."""
+        x0, y0, x1, y1 = box
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         rel_x, rel_y = xs - mouth.origin[0], ys - mouth.origin[1]
         u = (rel_x * mouth.axis[0] + rel_y * mouth.axis[1]) / mouth.width
@@ -78,5 +75,4 @@ class Renderer:
         # fade to the upper map at the box edges (both fields agree away from the lips)
         edge = np.minimum.reduce([xs - x0, x1 - 1 - xs, ys - y0, y1 - 1 - ys]) / EDGE_FADE_PX
         weight *= np.clip(edge, 0, 1)
-        region = full[y0:y1, x0:x1]
-        region += weight[..., None] * (lower[y0:y1, x0:x1] - region)
+        upper += weight[..., None] * (lower - upper)

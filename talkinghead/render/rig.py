@@ -29,6 +29,8 @@ BORDER_ANCHORS_PER_SIDE = 8
 BLINK_MEET = 0.3  # closed lids meet this far up from the lower lid (fraction of the opening)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 MOUTH_SPLIT_SOFTNESS_PX = 1.0
+JAW_BOX_MARGIN = 0.25  # lower-lip field box: jaw outline plus this many face widths
+EDGE_FADE = 0.08  # the head box's field fades to zero over this share of its size
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,22 @@ class PortraitRig:
         self.upper_ids = np.setdiff1d(everything, lower)  # field for everything above the lip line
         self.lower_ids = np.setdiff1d(everything, upper)  # field for the lower lip and jaw
         stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
-        self.grid = Grid.for_image(self.height, self.width, stride)
         scale = max(self.iod_px, 1.0)
-        self.upper_field = SplineField(self.source[self.upper_ids], self.grid, scale)
-        self.lower_field = SplineField(self.source[self.lower_ids], self.grid, scale)
-        self.upsample = Upsampler(self.grid, self.height, self.width)
+        # the warp only moves pixels inside the fixed outer ring: fields live on that box alone
+        self.head_box = self._box_around(OUTER_RING_SCALE * face.width / 2, face.width / 2 * OUTER_RING_SCALE)
+        head_grid = Grid.for_box(*self.head_box, stride)
+        self.upper_field = SplineField(self.source[self.upper_ids], head_grid, scale, self._edge_fade(head_grid))
+        self.head_upsample = Upsampler(head_grid, self.head_box)
+        # the lower-lip field is only used around the jaw
+        jaw = face.landmarks[list(L.FACE_OVAL), :2]
+        margin = JAW_BOX_MARGIN * face.width
+        x0, x1 = jaw[:, 0].min() - margin, jaw[:, 0].max() + margin
+        y0, y1 = face.landmarks[L.NOSE_TIP, 1] - margin, jaw[:, 1].max() + margin
+        hx0, hy0, hx1, hy1 = self.head_box
+        self.jaw_box = (int(max(x0, hx0)), int(max(y0, hy0)), int(min(x1, hx1)), int(min(y1, hy1)))
+        jaw_grid = Grid.for_box(*self.jaw_box, stride)
+        self.lower_field = SplineField(self.source[self.lower_ids], jaw_grid, scale)
+        self.jaw_upsample = Upsampler(jaw_grid, self.jaw_box)
 
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
                                                  face.landmarks[list(L.LIPS_LOWER_INNER), :2])
@@ -75,6 +88,23 @@ class PortraitRig:
         self.skip_rows = L.BLINK_COEFFS + L.GAZE_COEFFS
 
     # --- construction helpers -------------------------------------------------------------
+    def _box_around(self, half_width: float, half_height: float) -> tuple[int, int, int, int]:
+        """Pixel box (x0, y0, x1, y1) around the face centre, clipped to the image."""
+        cx, cy = self.face.landmarks[list(L.FACE_OVAL), :2].mean(0)
+        return (int(max(np.floor(cx - half_width), 0)), int(max(np.floor(cy - half_height), 0)),
+                int(min(np.ceil(cx + half_width) + 1, self.width)), int(min(np.ceil(cy + half_height) + 1, self.height)))
+
+    def _edge_fade(self, grid: Grid) -> np.ndarray:
+        """(rows, cols) weights: 1 inside, falling to 0 at box edges that are not the image border."""
+        pts = grid.points().reshape(grid.rows, grid.cols, 2)
+        x0, y0, x1, y1 = self.head_box
+        ramp = EDGE_FADE * max(x1 - x0, y1 - y0)
+        fade = np.ones((grid.rows, grid.cols))
+        for dist, at_border in ((pts[..., 0] - x0, x0 == 0), (x1 - 1 - pts[..., 0], x1 >= self.width),
+                                (pts[..., 1] - y0, y0 == 0), (y1 - 1 - pts[..., 1], y1 >= self.height)):
+            if not at_border:
+                fade *= np.clip(dist / ramp, 0, 1)
+        return fade * fade * (3 - 2 * fade)
     def _head_ring(self) -> tuple[np.ndarray, np.ndarray]:
         """Anchor ring around the face oval in canonical space, with its head-follow weight."""
         oval = self.canonical[list(L.FACE_OVAL)]

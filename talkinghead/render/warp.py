@@ -27,29 +27,38 @@ def _tps_kernel(r2: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Grid:
-    """A coarse sampling grid over an image: point (i, j) sits at pixel (j * stride, i * stride)."""
+    """A coarse sampling grid over a pixel box: point (i, j) sits at (x0 + j * stride, y0 + i * stride)."""
 
     stride: int
     rows: int
     cols: int
+    x0: int = 0
+    y0: int = 0
 
     @staticmethod
-    def for_image(height: int, width: int, stride: int) -> "Grid":
-        """Grid covering the image, its last row/column on or past the last pixel."""
-        return Grid(stride, -(-(height - 1) // stride) + 1, -(-(width - 1) // stride) + 1)
+    def for_box(x0: int, y0: int, x1: int, y1: int, stride: int) -> "Grid":
+        """Grid covering pixels [x0, x1) x [y0, y1), its last row/column on or past the last pixel."""
+        return Grid(stride, -(-(y1 - y0 - 1) // stride) + 1, -(-(x1 - x0 - 1) // stride) + 1, x0, y0)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) pixel box the grid was made for (x1, y1 exclusive, may overshoot by < stride)."""
+        return self.x0, self.y0, self.x0 + (self.cols - 1) * self.stride + 1, self.y0 + (self.rows - 1) * self.stride + 1
 
     def points(self) -> np.ndarray:
         """(rows * cols, 2) float pixel coordinates x, y."""
         ys, xs = np.mgrid[0:self.rows, 0:self.cols].astype(np.float64) * self.stride
-        return np.stack([xs.ravel(), ys.ravel()], 1)
+        return np.stack([xs.ravel() + self.x0, ys.ravel() + self.y0], 1)
 
 
 class SplineField:
     """Thin-plate interpolation from N control points to a grid, as one (G, N) matrix."""
 
-    def __init__(self, sources: np.ndarray, grid: Grid, length_scale: float):
-        """sources: (N, 2) pixel positions; length_scale: pixels per unit used for conditioning."""
+    def __init__(self, sources: np.ndarray, grid: Grid, length_scale: float, fade: np.ndarray | None = None):
+        """sources: (N, 2) pixel positions; length_scale: pixels per unit used for conditioning;
+        fade: optional (rows, cols) weights that take the field to zero at the grid's edges."""
         self.grid = grid
+        self._target = grid.points().reshape(grid.rows, grid.cols, 2).astype(np.float32)
         pts = sources / length_scale
         n = len(pts)
         d2 = ((pts[:, None] - pts[None]) ** 2).sum(-1)
@@ -66,6 +75,10 @@ class SplineField:
             gb = g[start:start + 4096]
             ug = _tps_kernel(((gb[:, None] - pts[None]) ** 2).sum(-1))
             out[start:start + 4096] = np.hstack([ug, np.ones((len(gb), 1)), gb]) @ inverse
+        if fade is not None:
+            out *= fade.reshape(-1, 1)
+        # control points whose displacement is always zero can be dropped per call by the caller;
+        # the matrix stays (G, N) so indices keep their meaning
         self._matrix = out
 
     def forward(self, displacement: np.ndarray) -> np.ndarray:
@@ -75,12 +88,12 @@ class SplineField:
 
     def backward_map(self, forward: np.ndarray, iterations: int = INVERSION_ITERATIONS) -> np.ndarray:
         """Invert a forward field on the grid: (rows, cols, 2) source pixel position per target grid point."""
-        s = self.grid.stride
-        target = self.grid.points().reshape(self.grid.rows, self.grid.cols, 2).astype(np.float32)
+        g = self.grid
+        target = self._target
         source = target - forward
         for _ in range(iterations - 1):
-            sampled = cv2.remap(forward, source[..., 0] / s, source[..., 1] / s, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+            sampled = cv2.remap(forward, (source[..., 0] - g.x0) / g.stride, (source[..., 1] - g.y0) / g.stride,
+                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             source = target - sampled
         return source
 
@@ -88,11 +101,13 @@ class SplineField:
 class Upsampler:
     """Bilinear upsampling of a coarse grid map to every pixel (sampling maps precomputed once)."""
 
-    def __init__(self, grid: Grid, height: int, width: int):
-        ys = np.arange(height, dtype=np.float32) / grid.stride
-        xs = np.arange(width, dtype=np.float32) / grid.stride
+    def __init__(self, grid: Grid, box: tuple[int, int, int, int]):
+        """Sample the grid at every pixel of box (x0, y0, x1, y1), x1/y1 exclusive."""
+        x0, y0, x1, y1 = box
+        ys = (np.arange(y0, y1, dtype=np.float32) - grid.y0) / grid.stride
+        xs = (np.arange(x0, x1, dtype=np.float32) - grid.x0) / grid.stride
         self._mx, self._my = np.meshgrid(xs, ys)
 
     def __call__(self, coarse: np.ndarray) -> np.ndarray:
-        """(rows, cols, C) float32 -> (H, W, C) float32."""
+        """(rows, cols, C) float32 -> (y1 - y0, x1 - x0, C) float32."""
         return cv2.remap(coarse, self._mx, self._my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
