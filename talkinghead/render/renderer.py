@@ -44,8 +44,8 @@ class Renderer:
         targets = rig.targets(expression, head, gaze)
         displacement = targets.control - rig.source  # (N, 2)
 
-        upper_map = rig.upper_field.backward_map(rig.upper_field.forward(displacement[rig.upper_ids]))
-        lower_map = rig.lower_field.backward_map(rig.lower_field.forward(displacement[rig.lower_ids]))
+        upper_map = rig.upper_field.backward_map(rig.upper_field.forward(displacement[rig.upper_moving]))
+        lower_map = rig.lower_field.backward_map(rig.lower_field.forward(displacement[rig.lower_moving]))
         head_map = rig.head_upsample(upper_map)  # source position of every pixel in the head box
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])

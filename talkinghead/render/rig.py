@@ -27,10 +27,17 @@ NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the he
 OUTER_RING_SCALE = 2.6  # fixed anchors this far out hold the background
 BORDER_ANCHORS_PER_SIDE = 8
 BLINK_MEET = 0.3  # closed lids meet this far up from the lower lid (fraction of the opening)
+BLINK_OVERLAP = 1.25  # the lids travel past the meeting line so the smooth warp leaves no gap
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 MOUTH_SPLIT_SOFTNESS_PX = 1.0
 JAW_BOX_MARGIN = 0.25  # lower-lip field box: jaw outline plus this many face widths
-EDGE_FADE = 0.08  # the head box's field fades to zero over this share of its size
+EDGE_FADE = 0.08
+# Landmarks that drive the warp: every point of the lips, eyes, irises, brows, nose and face outline,
+# and every third of the rest (cheek and forehead points move smoothly with their neighbours).
+_KEY_LANDMARKS = set(L.LIPS_INNER_LOOP + L.LIPS_OUTER_LOOP + L.EYE_LEFT_LOOP + L.EYE_RIGHT_LOOP + L.IRIS_LEFT
+                     + L.IRIS_RIGHT + L.BROW_LEFT + L.BROW_RIGHT + L.FACE_OVAL + L.NOSE_BRIDGE)
+WARP_LANDMARKS = np.array(sorted(_KEY_LANDMARKS | set(range(0, 468, 3))
+                                 | set(L.LIPS_ALL)), int)  # the head box's field fades to zero over this share of its size
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,18 @@ class PortraitRig:
         self.n_face, self.n_ring = L.N_LANDMARKS, len(self.ring_canonical)
 
         upper, lower = self._lip_sets()
-        everything = np.arange(len(self.source))
-        self.upper_ids = np.setdiff1d(everything, lower)  # field for everything above the lip line
-        self.lower_ids = np.setdiff1d(everything, upper)  # field for the lower lip and jaw
+        warp_points = np.concatenate([WARP_LANDMARKS, np.arange(self.n_face, len(self.source))])
+        self.n_fixed = len(fixed)
+        self.upper_ids = np.setdiff1d(warp_points, lower)  # field for everything above the lip line
+        self.lower_ids = np.setdiff1d(warp_points, upper)  # field for the lower lip and jaw
+        n_fixed_upper = n_fixed_lower = self.n_fixed  # fixed anchors sort last (highest ids)
         stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
         scale = max(self.iod_px, 1.0)
         # the warp only moves pixels inside the fixed outer ring: fields live on that box alone
         self.head_box = self._box_around(OUTER_RING_SCALE * face.width / 2, face.width / 2 * OUTER_RING_SCALE)
         head_grid = Grid.for_box(*self.head_box, stride)
-        self.upper_field = SplineField(self.source[self.upper_ids], head_grid, scale, self._edge_fade(head_grid))
+        self.upper_field = SplineField(self.source[self.upper_ids], head_grid, scale, self._edge_fade(head_grid),
+                                       n_moving=len(self.upper_ids) - n_fixed_upper)
         self.head_upsample = Upsampler(head_grid, self.head_box)
         # the lower-lip field is only used around the jaw
         jaw = face.landmarks[list(L.FACE_OVAL), :2]
@@ -79,7 +89,10 @@ class PortraitRig:
         hx0, hy0, hx1, hy1 = self.head_box
         self.jaw_box = (int(max(x0, hx0)), int(max(y0, hy0)), int(min(x1, hx1)), int(min(y1, hy1)))
         jaw_grid = Grid.for_box(*self.jaw_box, stride)
-        self.lower_field = SplineField(self.source[self.lower_ids], jaw_grid, scale)
+        self.lower_field = SplineField(self.source[self.lower_ids], jaw_grid, scale,
+                                       n_moving=len(self.lower_ids) - n_fixed_lower)
+        self.upper_moving = self.upper_ids[:len(self.upper_ids) - n_fixed_upper]
+        self.lower_moving = self.lower_ids[:len(self.lower_ids) - n_fixed_lower]
         self.jaw_upsample = Upsampler(jaw_grid, self.jaw_box)
 
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
@@ -202,9 +215,9 @@ class PortraitRig:
             rest = float(self.rest_expression[k])
             closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
             up, lo = canon[list(upper)], canon[list(lower)]
-            lid_move = closure * (1 - BLINK_MEET) * (lo - up)
+            lid_move = closure * BLINK_OVERLAP * (1 - BLINK_MEET) * (lo - up)
             canon[list(upper)] = up + lid_move
-            canon[list(lower)] = lo + closure * BLINK_MEET * (up - lo)
+            canon[list(lower)] = lo + closure * BLINK_OVERLAP * BLINK_MEET * (up - lo)
             eye_width = float(np.linalg.norm(canon[outer, :2] - canon[inner, :2]))
             shift = np.zeros(3)
             shift[:2] = np.asarray(gaze, float) * eye_width * (1 - closure)

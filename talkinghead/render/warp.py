@@ -54,9 +54,12 @@ class Grid:
 class SplineField:
     """Thin-plate interpolation from N control points to a grid, as one (G, N) matrix."""
 
-    def __init__(self, sources: np.ndarray, grid: Grid, length_scale: float, fade: np.ndarray | None = None):
+    def __init__(self, sources: np.ndarray, grid: Grid, length_scale: float, fade: np.ndarray | None = None,
+                 n_moving: int | None = None):
         """sources: (N, 2) pixel positions; length_scale: pixels per unit used for conditioning;
-        fade: optional (rows, cols) weights that take the field to zero at the grid's edges."""
+        fade: optional (rows, cols) weights that take the field to zero at the grid's edges;
+        n_moving: only the first n_moving points ever move (the rest are fixed anchors), so
+        `forward` takes (n_moving, 2) displacements."""
         self.grid = grid
         self._target = grid.points().reshape(grid.rows, grid.cols, 2).astype(np.float32)
         pts = sources / length_scale
@@ -77,12 +80,10 @@ class SplineField:
             out[start:start + 4096] = np.hstack([ug, np.ones((len(gb), 1)), gb]) @ inverse
         if fade is not None:
             out *= fade.reshape(-1, 1)
-        # control points whose displacement is always zero can be dropped per call by the caller;
-        # the matrix stays (G, N) so indices keep their meaning
-        self._matrix = out
+        self._matrix = np.ascontiguousarray(out[:, :n_moving])  # fixed anchors contribute nothing
 
     def forward(self, displacement: np.ndarray) -> np.ndarray:
-        """(N, 2) control displacements (pixels) -> (rows, cols, 2) float32 forward field."""
+        """(n_moving, 2) control displacements (pixels) -> (rows, cols, 2) float32 forward field."""
         field = self._matrix @ displacement.astype(np.float32)
         return field.reshape(self.grid.rows, self.grid.cols, 2)
 
