@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv with Python 3.11 and install talkinghead (editable) with pinned versions.
+# Usage: scripts/install.sh [extra]   (extra: test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+spec="."
+if [ -n "${1:-}" ]; then spec=".[$1]"; fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e "$spec"
