@@ -29,6 +29,7 @@ from talkinghead.tracking import track_video  # noqa: E402
 RIDGE_ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MOUTH_POINTS = tuple(sorted(set(L.LIPS_INNER_LOOP + L.LIPS_OUTER_LOOP)))
 GENERALISED_PROCRUSTES_ROUNDS = 3
+COEFFICIENT_MAX_PERCENTILE = 99.5  # the basis is trusted up to this percentile of the fitting data
 
 
 def normalise_reference(shape: np.ndarray) -> np.ndarray:
@@ -103,7 +104,10 @@ def main() -> None:
     x = np.concatenate([dc[k] for k in names])
     y = np.concatenate([dx[k] for k in names])
     basis = ridge(x, y, best["alpha"]).reshape(L.N_BLENDSHAPES, L.N_LANDMARKS, 3)
+    coefficients = np.concatenate([tracks[k][1] for k in names])
+    coefficient_max = np.percentile(coefficients, COEFFICIENT_MAX_PERCENTILE, axis=0)
     meta = {"clips": names, "frames": int(len(x)), "held_out": best, "units": "inter-ocular distance",
+            "coefficient_max": [round(float(v), 4) for v in coefficient_max],
             "method": "per-clip-centred ridge regression, leave-one-clip-out alpha selection"}
     ExpressionBasis(reference.astype(np.float32), basis.astype(np.float32), meta).save(args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB); held-out mouth RMS "

@@ -37,6 +37,11 @@ class ExpressionBasis:
             delta[L.BLENDSHAPE_INDEX[name]] = 0.0
         return np.tensordot(delta, self.basis, axes=1)
 
+    @property
+    def coefficient_max(self) -> np.ndarray:
+        """(52,) largest coefficient values seen while fitting (99.5th percentile): the trusted range."""
+        return np.asarray(self.meta.get("coefficient_max", np.ones(L.N_BLENDSHAPES)), np.float32)
+
     def save(self, path: Path) -> None:
         """Write as a small npz (float16 basis) with its fitting metadata inside."""
         np.savez_compressed(path, mean_shape=self.mean_shape.astype(np.float32),

@@ -9,6 +9,8 @@ N_LANDMARKS = 478
 # Lips, ordered from the subject's right mouth corner to the left one.
 LIPS_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LIPS_LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+LIPS_UPPER_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
+LIPS_LOWER_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 LIPS_INNER_LOOP = LIPS_UPPER_INNER + tuple(reversed(LIPS_LOWER_INNER[1:-1]))
 LIPS_OUTER_LOOP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291,
                    375, 321, 405, 314, 17, 84, 181, 91, 146)

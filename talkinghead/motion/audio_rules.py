@@ -32,9 +32,11 @@ OPEN_RANGE_DB = 24.0  # openness goes 0 -> 1 over this range below the running p
 JAW_REST_MAX = 0.06  # in silence jawOpen is at most this (closed)
 MOUTH_OPENING_COEFFS = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
                         "mouthUpperUpRight", "mouthFunnel", "mouthPucker", "mouthStretchLeft", "mouthStretchRight")
-JAW_GAIN = 0.5
-LOWER_LIP_GAIN = 0.25
-UPPER_LIP_GAIN = 0.12
+# gains put the loudest speech near the top of real speakers' range (tracked real clips: jawOpen
+# 95th percentile 0.06-0.23, maximum 0.43)
+JAW_GAIN = 0.3
+LOWER_LIP_GAIN = 0.15
+UPPER_LIP_GAIN = 0.06
 ROUND_CENTROID_HZ = (700.0, 1100.0)  # full rounding below the first, none above the second
 SPREAD_CENTROID_HZ = (1500.0, 2300.0)
 ATTACK, RELEASE = 0.75, 0.45

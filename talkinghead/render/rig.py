@@ -30,6 +30,9 @@ BLINK_MEET = 0.3  # closed lids meet this far up from the lower lid (fraction of
 BLINK_OVERLAP = 1.25  # the lids travel past the meeting line so the smooth warp leaves no gap
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 MOUTH_SPLIT_SOFTNESS_PX = 1.0
+TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
+MIN_LIP_THICKNESS = 0.8  # share of the portrait's lip thickness a lip keeps however the mouth moves
+UPPER_SKIN_SPAN = 0.3  # mouth widths past each corner whose skin above the lips the jaw field ignores
 JAW_BOX_MARGIN = 0.25  # lower-lip field box: jaw outline plus this many face widths
 EDGE_FADE = 0.08
 # Landmarks that drive the warp: every point of the lips, eyes, irises, brows, nose and face outline,
@@ -99,6 +102,7 @@ class PortraitRig:
                                                  face.landmarks[list(L.LIPS_LOWER_INNER), :2])
         self.mouth_style = MouthStyle.for_portrait(image, face.box)
         self.skip_rows = L.BLINK_COEFFS + L.GAZE_COEFFS
+        self.trusted_max = basis.coefficient_max * TRUSTED_RANGE_STRETCH
 
     # --- construction helpers -------------------------------------------------------------
     def _box_around(self, half_width: float, half_height: float) -> tuple[int, int, int, int]:
@@ -153,30 +157,34 @@ class PortraitRig:
         return np.concatenate([border, ring[inside]])
 
     def _lip_sets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Landmark ids of the upper lip and the lower lip (split by the mid line between inner lips)."""
+        """Landmark ids left out of the upper field (the lower lip) and of the lower field (the upper
+        lip and the skin between it and the nose tip, so the jaw field stays smooth as it opens)."""
         lm = self.face.landmarks[:, :2]
         mouth = MouthFrame.from_lips(lm[list(L.LIPS_UPPER_INNER)], lm[list(L.LIPS_LOWER_INNER)])
         outer = lm[list(L.LIPS_OUTER_LOOP)].astype(np.float32)
         margin = 0.04 * mouth.width + 1.0
+        nose_w = float((lm[L.NOSE_TIP] - mouth.origin) @ mouth.normal)
         upper, lower = [], []
         for i in range(L.N_LANDMARKS):
-            if cv2.pointPolygonTest(outer, (float(lm[i, 0]), float(lm[i, 1])), True) < -margin:
-                continue
             rel = lm[i] - mouth.origin
             u, wv = rel @ mouth.axis / mouth.width, rel @ mouth.normal
             up, lo = mouth.curves_at(np.clip(u, 0, 1))
             mid = (up + lo) / 2
-            if wv < mid - 0.5:
-                upper.append(i)
-            elif wv > mid + 0.5:
+            in_lips = cv2.pointPolygonTest(outer, (float(lm[i, 0]), float(lm[i, 1])), True) >= -margin
+            if in_lips and wv > mid + 0.5:
                 lower.append(i)
+            elif wv < mid - 0.5 and (in_lips or (-UPPER_SKIN_SPAN < u < 1 + UPPER_SKIN_SPAN and wv > nose_w)):
+                upper.append(i)
         return np.array(upper, int), np.array(lower, int)
 
     # --- per frame ------------------------------------------------------------------------
     def targets(self, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> Targets:
         """One frame of motion ((52,), (6,), (2,)) -> target pixel positions."""
         canon = self.canonical.copy()
-        canon += self.basis.displacement(expression - self.rest_expression, skip=self.skip_rows)
+        # beyond the range it was fitted on, a linear basis folds the lips: clip to that range
+        trusted = np.minimum(expression, np.maximum(self.trusted_max, self.rest_expression))
+        canon += self.basis.displacement(trusted - self.rest_expression, skip=self.skip_rows)
+        self._keep_lip_thickness(canon)
         self._close_crossed_lips(canon)
         self._blink_and_gaze(canon, expression, gaze)
 
@@ -193,6 +201,18 @@ class PortraitRig:
         ring_px = ring_src + self.ring_weight[:, None] * (ring_px - ring_src)
         fixed = self.source[self.n_face + self.n_ring:]
         return Targets(np.concatenate([face_px, ring_px, fixed]), face_px)
+
+    def _keep_lip_thickness(self, canon: np.ndarray) -> None:
+        """Keep each lip at least MIN_LIP_THICKNESS of its own thickness: the outer edge gives way
+        (a linear basis pushed far can otherwise fold the inner lip edge over the outer one)."""
+        for inner, outer, sign in ((L.LIPS_LOWER_INNER, L.LIPS_LOWER_OUTER, 1.0),
+                                   (L.LIPS_UPPER_INNER, L.LIPS_UPPER_OUTER, -1.0)):
+            inner_ids, outer_ids = list(inner[1:-1]), list(outer[1:-1])
+            rest = sign * (self.canonical[outer_ids, 1] - self.canonical[inner_ids, 1])
+            now = sign * (canon[outer_ids, 1] - canon[inner_ids, 1])
+            floor = MIN_LIP_THICKNESS * np.maximum(rest, 0)
+            thin = now < floor
+            canon[np.array(outer_ids)[thin], 1] = canon[np.array(inner_ids)[thin], 1] + sign * floor[thin]
 
     def _close_crossed_lips(self, canon: np.ndarray) -> None:
         """Where the lower inner lip would pass above the upper one, meet in the middle."""
