@@ -5,8 +5,9 @@ Run from the repository root, after scripts/run_real_portraits.py:  python scrip
 One row per portrait (a photo, a painting, a black-and-white photo, a 3D cartoon, an illustration):
 the input portrait's face crop, then 6 output frames evenly spaced through the clip, all cropped to the
 face box that run_real_portraits.py recorded (landmark box expanded 1.6x). The sheet is about 1200 px
-wide and is saved as an adaptive-palette PNG; if no palette of 64 colours or more keeps it under
---max-kb, it is saved as docs/contact_sheet.jpg instead (the path written is printed).
+wide and is saved as an adaptive-palette PNG; if no palette of 128 colours or more keeps it under
+--max-kb (fewer colours band visibly), it is saved as docs/contact_sheet.jpg instead, at the highest
+JPEG quality that fits (the path written is printed; the README shows docs/contact_sheet.jpg).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ GAP = 3
 LABEL_HEIGHT = 18
 BG = (255, 255, 255)
 TEXT = (40, 40, 40)
-PALETTE_SIZES = (256, 192, 128, 96, 64)
+PALETTE_SIZES = (256, 192, 128)  # fewer colours band visibly on skin and painted backgrounds
 JPEG_QUALITIES = (88, 82, 76, 70, 62)
 
 

@@ -262,10 +262,11 @@ def run_one(pipeline, portrait_name: str, audio_path: Path, audio: np.ndarray | 
         row = sheet_row(tiles, text, fnt)
     except Exception as exc:  # noqa: BLE001 - record and go on with the next run
         res.status = "failed"
-        res.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if not isinstance(exc, RuntimeError) or not error:
-            res.error += f" [{traceback.extract_tb(exc.__traceback__)[-1].filename.split(os.sep)[-1]}:" \
-                         f"{traceback.extract_tb(exc.__traceback__)[-1].lineno}]"
+        if error:  # the portrait or the clip could not be loaded: that message says it all
+            res.error = error
+        else:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            res.error = f"{type(exc).__name__}: {exc}".splitlines()[0] + f" [{Path(where.filename).name}:{where.lineno}]"
         row = sheet_row([], f"{label}   FAILED: {res.error}", fnt, colour=FAIL_COLOUR)
     sheet_path = out_dir / f"{stem}_sheet.png"
     row.save(sheet_path, optimize=True)

@@ -19,6 +19,7 @@ LOWER_TEETH_HEIGHT = 0.06
 LOWER_TEETH_MIN_GAP = 0.12  # lower teeth show once the opening exceeds this many mouth widths
 TEETH_ACROSS = 8  # tooth-gap shading period across the opening
 TEETH_RGB = np.array([232, 226, 212], np.float32)
+LOWER_TEETH_RGB = np.array([176, 160, 146], np.float32)  # in the mouth's shadow: darker and warmer
 CAVITY_RGB = np.array([58, 22, 26], np.float32)
 TONGUE_RGB = np.array([150, 72, 78], np.float32)
 LIP_SHADOW_PX = 2.0
@@ -68,6 +69,7 @@ class MouthStyle:
     """Colours fitted to the portrait (float32 RGB)."""
 
     teeth: np.ndarray
+    lower_teeth: np.ndarray
     cavity: np.ndarray
     tongue: np.ndarray
 
@@ -86,7 +88,7 @@ class MouthStyle:
             grey = rgb.mean()
             return ((grey + (rgb - grey) * saturation) * brightness).astype(np.float32)
 
-        return MouthStyle(adapt(TEETH_RGB), adapt(CAVITY_RGB), adapt(TONGUE_RGB))
+        return MouthStyle(adapt(TEETH_RGB), adapt(LOWER_TEETH_RGB), adapt(CAVITY_RGB), adapt(TONGUE_RGB))
 
 
 def draw_mouth_interior(frame: np.ndarray, portrait: np.ndarray, target: MouthFrame, source: MouthFrame,
@@ -118,18 +120,22 @@ def draw_mouth_interior(frame: np.ndarray, portrait: np.ndarray, target: MouthFr
     across = np.abs(2 * u - 1)  # 0 at the centre, 1 at the corners
     arch = np.clip(1 - across ** 2, 0, 1)
 
-    # synthesized interior: cavity, tongue, lower teeth, upper teeth (back to front)
+    # synthesized interior, back to front: cavity, tongue, lower teeth, upper teeth (soft 1 px edges)
     colour = np.empty(u.shape + (3,), np.float32)
     cavity_shade = 0.65 + 0.35 * np.clip(depth / np.maximum(gap, 1), 0, 1)
     colour[:] = style.cavity * cavity_shade[..., None]
-    tongue_r = ((u - 0.5) / 0.33) ** 2 + ((height_above_lower - 0.03 * mw) / (0.10 * mw)) ** 2
-    tongue = (tongue_r < 1) & (gap > 0.10 * mw)
-    colour[tongue] = style.tongue * (0.75 + 0.25 * (1 - tongue_r[tongue]))[:, None]
+
+    def layer(coverage: np.ndarray, rgb: np.ndarray) -> None:
+        a = np.clip(coverage, 0, 1)[..., None]
+        colour[:] = colour * (1 - a) + rgb * a
+
+    tongue_r = np.sqrt(((u - 0.5) / 0.33) ** 2 + ((height_above_lower - 0.03 * mw) / (0.10 * mw)) ** 2)
+    tongue_edge = (1 - tongue_r) * 0.10 * mw  # approximate distance inside the ellipse, pixels
+    layer(tongue_edge * (gap > 0.10 * mw), style.tongue[None, None] * (0.75 + 0.25 * np.clip(1 - tongue_r, 0, 1))[..., None])
     tooth_gaps = 0.93 + 0.07 * np.abs(np.cos(np.pi * TEETH_ACROSS * (u - 0.5)))
-    lower_teeth = (height_above_lower < LOWER_TEETH_HEIGHT * mw * arch) & (gap > LOWER_TEETH_MIN_GAP * mw)
-    colour[lower_teeth] = (style.teeth * 0.72) * (tooth_gaps * (1 - 0.5 * across ** 2))[lower_teeth][:, None]
-    upper_teeth = depth < UPPER_TEETH_HEIGHT * mw * arch
-    colour[upper_teeth] = style.teeth * (tooth_gaps * (1 - 0.45 * across ** 2))[upper_teeth][:, None]
+    lower_cover = (LOWER_TEETH_HEIGHT * mw * arch - height_above_lower) * np.clip((gap - LOWER_TEETH_MIN_GAP * mw) / 2, 0, 1)
+    layer(lower_cover, style.lower_teeth[None, None] * (tooth_gaps * (1 - 0.5 * across ** 2))[..., None])
+    layer(UPPER_TEETH_HEIGHT * mw * arch - depth, style.teeth[None, None] * (tooth_gaps * (1 - 0.45 * across ** 2))[..., None])
 
     # the portrait's own interior where it was open that deep at this u
     src_up, src_lo = source.curves_at(u)

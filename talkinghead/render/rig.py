@@ -138,7 +138,7 @@ class PortraitRig:
         ring = np.zeros((HEAD_RING_POINTS, 3))
         ring[:, 0] = centre[0] + dirs[:, 0] * radius * sx
         ring[:, 1] = centre[1] + dirs[:, 1] * radius * sy
-        ring[:, 2] = HEAD_PIVOT[2]
+        ring[:, 2] = centre[2]  # the face outline's own depth, so the ring projects around the face
         down = np.clip(dirs[:, 1], 0, 1)  # 1 straight below the chin
         weight = 1.0 - (1.0 - NECK_FOLLOW) * down ** 2
         return ring, weight
