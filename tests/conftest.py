@@ -6,6 +6,7 @@ shared; tests must not mutate what they get from these fixtures.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,8 @@ import pytest
 import talkinghead
 from talkinghead.config import GenerateConfig, RenderConfig
 
-REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-ASSETS = REPO / "talkinghead" / "assets"
+ASSETS = Path(talkinghead.__file__).resolve().parent / "assets"
 DEMO_IMAGE = ASSETS / "astronaut.png"
 DEMO_AUDIO = ASSETS / "demo_speech.wav"
 
@@ -80,18 +80,34 @@ def demo_audio(demo_audio_path) -> np.ndarray:
     return audio
 
 
-def astronaut_config(**motion) -> GenerateConfig:
-    """Default config at the astronaut's size, with MotionConfig fields overridden."""
-    from dataclasses import replace
-
-    cfg = GenerateConfig(render=RenderConfig(size=ASTRONAUT_SIZE))
+def config_with(size: int, **motion) -> GenerateConfig:
+    """Default GenerateConfig at render size `size`, with MotionConfig fields overridden."""
+    cfg = GenerateConfig(render=RenderConfig(size=size))
     return replace(cfg, motion=replace(cfg.motion, **motion)) if motion else cfg
 
 
 @pytest.fixture(scope="session")
 def astronaut_pipeline(demo_image) -> talkinghead.Pipeline:
     """One Pipeline for the astronaut (default config, 512 px). Its motion source restarts per stream."""
-    return talkinghead.Pipeline.from_image(demo_image, astronaut_config())
+    return talkinghead.Pipeline.from_image(demo_image, config_with(ASTRONAUT_SIZE))
+
+
+@pytest.fixture(scope="session")
+def astronaut_pipeline_with(astronaut_pipeline):
+    """astronaut_pipeline_with(**motion_fields) -> a new Pipeline on the same prepared portrait (no re-detection)."""
+
+    def make(**motion) -> talkinghead.Pipeline:
+        return talkinghead.Pipeline(astronaut_pipeline.portrait, config_with(ASTRONAUT_SIZE, **motion))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(real_file) -> talkinghead.Pipeline:
+    """A real closed-mouth photo portrait (hallo_ref7.jpg, face ~117 px) prepared at 256 px."""
+    from talkinghead.io import load_image
+
+    return talkinghead.Pipeline.from_image(load_image(real_file("hallo_ref7.jpg")), config_with(REAL_PORTRAIT_SIZE))
 
 
 @pytest.fixture(scope="session")

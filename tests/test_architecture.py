@@ -1,0 +1,191 @@
+"""Layering: lower layers never import higher ones (checked on the source with `ast`, imports inside
+functions included).
+
+    errors, config, landmarks          no talkinghead imports (io: only errors)
+    audio, io, face, expression, tracking   analysis / file edge: never motion, render, pipeline, cli
+    motion/                            the motion sources and their contract: never render, pipeline, cli
+    render/                            draws Motion: may use motion.types, never a motion source, pipeline, cli
+    pipeline                           the only module wiring motion sources to the renderer
+    cli                                the entry point: nothing imports it (but __main__)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import talkinghead
+
+PKG_DIR = Path(talkinghead.__file__).resolve().parent
+PKG = "talkinghead"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG_DIR.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def is_module(name: str) -> bool:
+    """Whether `name` (dotted) is a module or package of the source tree."""
+    base = PKG_DIR.parent.joinpath(*name.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def imports_of(source: str, module: str, is_package: bool) -> set[str]:
+    """Every talkinghead module `source` (the text of `module`) imports, anywhere in the file."""
+    found: set[str] = set()
+    package = module.split(".") if is_package else module.split(".")[:-1]
+
+    def add(base: str, names: list[str]) -> None:
+        if not (base == PKG or base.startswith(PKG + ".")):
+            return
+        for n in names:  # `from pkg import submodule` imports the submodule
+            if n != "*" and is_module(f"{base}.{n}"):
+                found.add(f"{base}.{n}")
+            else:
+                found.add(base)
+
+    def resolve_relative(level: int, name: str | None) -> str:
+        if level > len(package):
+            raise ValueError(f"relative import beyond the top package in {module}")
+        parts = package[:len(package) - (level - 1)]
+        return ".".join(parts + (name.split(".") if name else []))
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name, [])
+                if alias.name == PKG or alias.name.startswith(PKG + "."):
+                    found.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = resolve_relative(node.level, node.module) if node.level else (node.module or "")
+            add(base, [a.name for a in node.names])
+        elif isinstance(node, ast.Call):  # importlib.import_module("talkinghead.x") / __import__("talkinghead.x")
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if called in ("import_module", "__import__") and node.args:
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    target = arg.value
+                    if target.startswith("."):
+                        level = len(target) - len(target.lstrip("."))
+                        target = resolve_relative(level, target.lstrip(".") or None)
+                    add(target, [])
+                    if target.startswith(PKG):
+                        found.add(target)
+    found.discard(module)
+    return found
+
+
+def all_modules() -> dict[str, set[str]]:
+    graph = {}
+    for path in sorted(PKG_DIR.rglob("*.py")):
+        name = module_name(path)
+        graph[name] = imports_of(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+    return graph
+
+
+GRAPH = all_modules()
+
+
+def in_layer(module: str, *prefixes: str) -> bool:
+    return any(module == f"{PKG}.{p}" or module.startswith(f"{PKG}.{p}.") for p in prefixes)
+
+
+def violations(modules, forbidden) -> list[str]:
+    return [f"{m} imports {dep}" for m in modules for dep in sorted(GRAPH[m]) if forbidden(dep)]
+
+
+# ------------------------------------------------------------------------------------------------
+# the checker itself
+# ------------------------------------------------------------------------------------------------
+
+
+def test_import_parser_sees_every_form():
+    src = """
+import os
+import talkinghead.render.rig
+from talkinghead import landmarks as L, config
+from .. import audio
+from .types import Motion
+from ..io import load_image
+def f():
+    from ..render import renderer
+    import importlib
+    importlib.import_module("talkinghead.cli")
+"""
+    got = imports_of(src, "talkinghead.motion.audio_rules", is_package=False)
+    assert got == {"talkinghead.render.rig", "talkinghead.landmarks", "talkinghead.config", "talkinghead.audio",
+                   "talkinghead.motion.types", "talkinghead.io", "talkinghead.render.renderer", "talkinghead.cli"}
+    pkg = imports_of("from . import types\nfrom .. import landmarks\n", "talkinghead.motion", is_package=True)
+    assert pkg == {"talkinghead.motion.types", "talkinghead.landmarks"}
+
+
+def test_known_edges_are_found():
+    """Guards against a checker that silently sees nothing."""
+    assert len(GRAPH) >= 15
+    assert {"talkinghead.render.renderer", "talkinghead.motion.audio_rules", "talkinghead.io"} <= GRAPH["talkinghead.pipeline"]
+    assert "talkinghead.errors" in GRAPH["talkinghead.io"]
+    assert "talkinghead.pipeline" in GRAPH["talkinghead.cli"]  # imported inside a function
+    assert "talkinghead.cli" in GRAPH["talkinghead.__main__"]
+    assert "talkinghead.motion.types" in GRAPH["talkinghead.render.renderer"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the rules
+# ------------------------------------------------------------------------------------------------
+
+
+def test_foundations_import_nothing_from_the_package():
+    mods = [f"{PKG}.errors", f"{PKG}.config", f"{PKG}.landmarks"]
+    assert violations(mods, lambda dep: True) == []
+
+
+def test_io_imports_only_errors():
+    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors"}
+
+
+LOWER = ("errors", "config", "landmarks", "audio", "io", "face", "expression", "tracking")
+
+
+@pytest.mark.parametrize("layer", LOWER)
+def test_lower_layers_do_not_import_higher_ones(layer):
+    mods = [m for m in GRAPH if in_layer(m, layer)]
+    assert mods
+    assert violations(mods, lambda dep: in_layer(dep, "motion", "render", "pipeline", "cli")) == []
+
+
+def test_motion_does_not_import_render_pipeline_or_cli():
+    mods = [m for m in GRAPH if in_layer(m, "motion")]
+    assert len(mods) >= 3
+    assert violations(mods, lambda dep: in_layer(dep, "render", "pipeline", "cli")) == []
+
+
+def test_render_uses_only_the_motion_contract():
+    mods = [m for m in GRAPH if in_layer(m, "render")]
+    assert len(mods) >= 3
+    allowed_motion = {f"{PKG}.motion.types"}
+    bad = violations(mods, lambda dep: (in_layer(dep, "motion") and dep not in allowed_motion)
+                     or in_layer(dep, "pipeline", "cli"))
+    assert bad == []
+
+
+def _motion_sources() -> set[str]:
+    return {m for m in GRAPH if in_layer(m, "motion") and m not in (f"{PKG}.motion", f"{PKG}.motion.types")}
+
+
+def test_only_pipeline_wires_motion_sources_to_the_renderer():
+    sources = _motion_sources()
+    assert f"{PKG}.motion.audio_rules" in sources
+    wiring = sorted(m for m, deps in GRAPH.items()
+                    if deps & sources and any(in_layer(d, "render") for d in deps))
+    assert wiring == [f"{PKG}.pipeline"]
+
+
+def test_nothing_imports_the_cli():
+    users = sorted(m for m, deps in GRAPH.items() if f"{PKG}.cli" in deps and m != f"{PKG}.__main__")
+    assert users == []
