@@ -110,13 +110,20 @@ class FeatureStream:
             self._buffer_start += drop
 
     def _features(self, windows: np.ndarray) -> AudioFeatures:
-        rms = np.sqrt((windows ** 2).mean(1) / (self._hann ** 2).mean())
-        loudness = np.maximum(20 * np.log10(np.maximum(rms, 1e-12)), SILENCE_DB).astype(np.float32)
-        power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
-        speech = power[:, self._speech].sum(1) + 1e-12
-        bands = np.stack([power[:, m].sum(1) / speech for m in self._band_masks], 1).astype(np.float32)
-        centroid = ((power[:, self._speech] * self._freqs[self._speech]).sum(1) / speech).astype(np.float32)
-        return AudioFeatures(loudness, bands, centroid)
+        # one window at a time: batched reductions round differently with the batch size, and
+        # streaming must give bit-identical features whatever the chunking
+        rows = [self._window_features(w) for w in windows]
+        return AudioFeatures(np.array([r[0] for r in rows], np.float32), np.array([r[1] for r in rows], np.float32),
+                             np.array([r[2] for r in rows], np.float32))
+
+    def _window_features(self, window: np.ndarray) -> tuple[float, np.ndarray, float]:
+        rms = np.sqrt(float((window.astype(np.float64) ** 2).mean()) / float((self._hann.astype(np.float64) ** 2).mean()))
+        loudness = max(20 * np.log10(max(rms, 1e-12)), SILENCE_DB)
+        power = np.abs(np.fft.rfft(window.astype(np.float64))) ** 2
+        speech = power[self._speech].sum() + 1e-12
+        bands = np.array([power[m].sum() / speech for m in self._band_masks])
+        centroid = (power[self._speech] * self._freqs[self._speech]).sum() / speech
+        return loudness, bands, centroid
 
 
 def extract_features(samples: np.ndarray, fps: float, sample_rate: int = SAMPLE_RATE) -> AudioFeatures:

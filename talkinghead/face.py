@@ -156,7 +156,7 @@ class FaceLandmarker:
         self.close()
 
 
-def find_portrait_face(image: np.ndarray, name: str = "portrait") -> FaceObservation:
+def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: float = 1.0) -> FaceObservation:
     """The face to animate in a portrait: the largest one; clear errors for none or tiny."""
     with FaceLandmarker(video=False) as landmarker:
         faces = landmarker.detect(image)
@@ -168,9 +168,13 @@ def find_portrait_face(image: np.ndarray, name: str = "portrait") -> FaceObserva
     if len(faces) > 1:
         log.warning("%d faces found in %s: animating the largest one", len(faces), name)
     if face.width < MIN_FACE_WIDTH_PX:
-        raise TalkingHeadError(
-            f"the face in {name} is only {face.width:.0f} px wide at this output size: crop the image "
-            f"closer to the face or raise --size, so that the face is at least {MIN_FACE_WIDTH_PX} px wide")
+        if downscale < 1.0 and face.width / downscale >= MIN_FACE_WIDTH_PX:
+            needed = int(np.ceil(max(image.shape[:2]) * MIN_FACE_WIDTH_PX / face.width / 2) * 2)
+            fix = f"raise --size to at least {needed}, or crop the image closer to the face"
+        else:
+            fix = "use a higher-resolution photo, or one where the face fills more of the frame"
+        raise TalkingHeadError(f"the face in {name} is only {face.width:.0f} px wide (at least "
+                               f"{MIN_FACE_WIDTH_PX} px is needed): {fix}")
     return face
 
 

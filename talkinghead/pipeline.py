@@ -40,8 +40,9 @@ class Portrait:
 
 def prepare_portrait(image: np.ndarray, size: int, name: str = "portrait") -> Portrait:
     """Resize to the output size (long side <= size, even dimensions) and find the face to animate."""
-    image = resize_long_side(image, size)
-    return Portrait(image, find_portrait_face(image, name))
+    resized = resize_long_side(image, size)
+    downscale = max(resized.shape[:2]) / max(image.shape[:2])
+    return Portrait(resized, find_portrait_face(resized, name, downscale))
 
 
 def check_audio(audio: np.ndarray, name: str = "audio") -> None:

@@ -20,7 +20,7 @@ class Motion:
         absolute values on MediaPipe's scale: the portrait's own scores are the starting point and
         the renderer moves the face by the difference.
     head: (T, 6) float32 change of head pose from the portrait's: yaw, pitch, roll in degrees
-        (positive yaw turns the face towards the image's right, positive pitch tilts it down,
+        (positive yaw turns the face towards the image's left, positive pitch tilts it down,
         positive roll turns it clockwise on screen), tx, ty in inter-ocular distances (image axes),
         scale as a factor (1 = the portrait's size).
     gaze: (T, 2) float32 iris offset from the portrait's, in eye widths (x right, y down).
