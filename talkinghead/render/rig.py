@@ -27,7 +27,8 @@ NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the he
 OUTER_RING_SCALE = 2.6  # fixed anchors this far out hold the background
 BORDER_ANCHORS_PER_SIDE = 8
 BLINK_MEET = 0.3  # closed lids meet this far up from the lower lid (fraction of the opening)
-BLINK_OVERLAP = 1.25  # the lids travel past the meeting line so the smooth warp leaves no gap
+BLINK_OVERLAP = 1.0  # the lids meet exactly; the eyelid layer covers what the warp leaves open
+EYELID_BOX_SCALE = 2.2  # eyelid patch size over the eye's width
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 MOUTH_SPLIT_SOFTNESS_PX = 1.0
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
@@ -43,12 +44,33 @@ WARP_LANDMARKS = np.array(sorted(_KEY_LANDMARKS | set(range(0, 468, 3))
                                  | set(L.LIPS_ALL)), int)  # the head box's field fades to zero over this share of its size
 
 
+class EyelidLayer:
+    """A closed-eye version of one eye region: the opening inpainted from the surrounding lid skin.
+
+    During a blink the renderer warps this patch with the frame's map and blends it in where the
+    eye opening shows, so a blink covers the eye fully even where the smooth warp cannot close it.
+    """
+
+    def __init__(self, image: np.ndarray, loop_xy: np.ndarray):
+        h, w = image.shape[:2]
+        centre = loop_xy.mean(0)
+        half = np.ptp(loop_xy, axis=0).max() * EYELID_BOX_SCALE / 2
+        self.box = (int(max(centre[0] - half, 0)), int(max(centre[1] - half, 0)),
+                    int(min(centre[0] + half, w)), int(min(centre[1] + half, h)))
+        mask = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(mask, [np.round(loop_xy).astype(np.int32)], 255)
+        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+        self.closed = cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
+        self.opening = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.0)
+
+
 @dataclass(frozen=True)
 class Targets:
     """Per-frame target positions (pixels): control (N, 2) and face landmarks (478, 2)."""
 
     control: np.ndarray
     landmarks: np.ndarray
+    lid_closure: tuple[float, float]  # (right eye, left eye) in [0, 1]
 
 
 class PortraitRig:
@@ -98,6 +120,7 @@ class PortraitRig:
         self.lower_moving = self.lower_ids[:len(self.lower_ids) - n_fixed_lower]
         self.jaw_upsample = Upsampler(jaw_grid, self.jaw_box)
 
+        self.eyelids = [EyelidLayer(image, face.landmarks[list(loop), :2]) for loop in (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)]
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
                                                  face.landmarks[list(L.LIPS_LOWER_INNER), :2])
         self.mouth_style = MouthStyle.for_portrait(image, face.box)
@@ -186,7 +209,7 @@ class PortraitRig:
         canon += self.basis.displacement(trusted - self.rest_expression, skip=self.skip_rows)
         self._keep_lip_thickness(canon)
         self._close_crossed_lips(canon)
-        self._blink_and_gaze(canon, expression, gaze)
+        closures = self._blink_and_gaze(canon, expression, gaze)
 
         yaw, pitch, roll, tx, ty, scale = (float(head[HEAD_FIELDS.index(k)]) for k in HEAD_FIELDS)
         rot = euler_to_rotation(yaw, pitch, roll)
@@ -200,7 +223,7 @@ class PortraitRig:
         ring_px = self.pose.apply(move(self.ring_canonical))[:, :2]
         ring_px = ring_src + self.ring_weight[:, None] * (ring_px - ring_src)
         fixed = self.source[self.n_face + self.n_ring:]
-        return Targets(np.concatenate([face_px, ring_px, fixed]), face_px)
+        return Targets(np.concatenate([face_px, ring_px, fixed]), face_px, closures)
 
     def _keep_lip_thickness(self, canon: np.ndarray) -> None:
         """Keep each lip at least MIN_LIP_THICKNESS of its own thickness: the outer edge gives way
@@ -225,12 +248,13 @@ class PortraitRig:
             canon[np.array(up_ids)[crossed], 1] = mid[crossed]
             canon[np.array(lo_ids)[crossed], 1] = mid[crossed]
 
-    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> None:
+    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> tuple[float, float]:
         """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises."""
         eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.IRIS_RIGHT,
                  L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
                 (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.IRIS_LEFT,
                  L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
+        closures = []
         for k, upper, lower, iris, outer, inner in eyes:
             rest = float(self.rest_expression[k])
             closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
@@ -242,3 +266,5 @@ class PortraitRig:
             shift = np.zeros(3)
             shift[:2] = np.asarray(gaze, float) * eye_width * (1 - closure)
             canon[list(iris)] += shift + lid_move.mean(0)
+            closures.append(closure)
+        return closures[0], closures[1]
