@@ -275,13 +275,13 @@ def test_head_pitch_and_roll_move_as_documented(who, astronaut_pipeline, request
 
 @pytest.mark.parametrize("who", ["astronaut", "hallo_ref7.jpg"])
 def test_head_yaw_moves_as_documented(who, astronaut_pipeline, request):
-    """Motion.head: "positive yaw turns the face towards the image's right" (motion/types.py)."""
+    """Motion.head: "positive yaw turns the face towards the image's left" (motion/types.py)."""
     _, face, renderer = subject(who, astronaut_pipeline, request)
     rest = _head_features(detect(renderer.render(Motion.rest(face.blendshapes))[0]))
-    right = _head_features(_render_head(renderer, face, "yaw", 8.0)) - rest
-    left = _head_features(_render_head(renderer, face, "yaw", -8.0)) - rest
-    assert abs(right[0]) > 0.03 and abs(left[0]) > 0.03  # the head does turn
-    assert right[0] > 0 and left[0] < 0, f"nose tip moved {right[0]:+.3f} IOD for yaw +8, {left[0]:+.3f} for -8"
+    plus = _head_features(_render_head(renderer, face, "yaw", 8.0)) - rest
+    minus = _head_features(_render_head(renderer, face, "yaw", -8.0)) - rest
+    assert abs(plus[0]) > 0.03 and abs(minus[0]) > 0.03  # the head does turn
+    assert plus[0] < 0 and minus[0] > 0, f"nose tip moved {plus[0]:+.3f} IOD for yaw +8, {minus[0]:+.3f} for -8"
 
 
 def _painted_eyes(image: np.ndarray, face) -> np.ndarray:
