@@ -183,20 +183,23 @@ def _av_error_detail(exc: BaseException) -> str:
     return str(text).splitlines()[0]
 
 
+def _open_media(p: Path, kind: str, what: str, hint: str) -> "av.container.InputContainer":
+    """av.open for reading, turning FFmpeg's failures into one-line TalkingHeadErrors."""
+    try:
+        return av.open(str(p), mode="r")
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise TalkingHeadError(
+            f"cannot read {kind} '{p}': not a recognised {what} file ({_av_error_detail(exc)}); {hint}"
+        ) from None
+
+
 def load_audio(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio track of an audio or video file to a 1-D float32 mono array in [-1, 1] at sample_rate Hz."""
     if int(sample_rate) <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     sample_rate = int(sample_rate)
     p = _check_input_file(path, "audio", _AUDIO_FORMATS_HINT)
-
-    try:
-        container = av.open(str(p), mode="r")
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise TalkingHeadError(
-            f"cannot read audio '{p}': not a recognised audio/video file ({_av_error_detail(exc)}); "
-            f"{_AUDIO_FORMATS_HINT}"
-        ) from None
+    container = _open_media(p, "audio", "audio/video", _AUDIO_FORMATS_HINT)
 
     chunks: list[np.ndarray] = []
     try:
@@ -472,13 +475,7 @@ class VideoInfo:
 def _open_video(path: PathLike) -> tuple[Path, "av.container.InputContainer"]:
     """Open ``path`` for reading, with friendly errors, and check it has a video stream."""
     p = _check_input_file(path, "video", "use an MP4, MOV or MKV file")
-    try:
-        container = av.open(str(p), mode="r")
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise TalkingHeadError(
-            f"cannot read video '{p}': not a recognised video file ({_av_error_detail(exc)}); "
-            f"use an MP4, MOV or MKV file"
-        ) from None
+    container = _open_media(p, "video", "video", "use an MP4, MOV or MKV file")
     if not container.streams.video:
         container.close()
         raise TalkingHeadError(f"'{p}' has no video track; give a video file (MP4, MOV or MKV)")

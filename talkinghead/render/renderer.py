@@ -19,7 +19,6 @@ from ..motion.types import Motion
 from .mouth import MouthFrame, draw_mouth_interior
 from .rig import MOUTH_SPLIT_SOFTNESS_PX, PortraitRig
 
-EDGE_FADE_PX = 8.0
 
 
 class Renderer:
@@ -52,7 +51,7 @@ class Renderer:
         hx0, hy0, hx1, hy1 = rig.head_box
         jx0, jy0, jx1, jy1 = rig.jaw_box
         self._join_at_lip_line(head_map[jy0 - hy0:jy1 - hy0, jx0 - hx0:jx1 - hx0], rig.jaw_upsample(lower_map),
-                               rig.jaw_box, target_mouth)
+                               target_mouth)
         frame = rig.image.copy()
         frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
@@ -78,12 +77,10 @@ class Renderer:
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = (region + weight[..., None] * (closed - region)).astype(np.uint8)
 
-    @staticmethod
-    def _join_at_lip_line(upper: np.ndarray, lower: np.ndarray, box: tuple[int, int, int, int], mouth: MouthFrame) -> None:
-        """Within box, use the lower-lip map below the target lip line; `upper` is changed in place."""
-        x0, y0, x1, y1 = box
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        rel_x, rel_y = xs - mouth.origin[0], ys - mouth.origin[1]
+    def _join_at_lip_line(self, upper: np.ndarray, lower: np.ndarray, mouth: MouthFrame) -> None:
+        """Within the jaw box, use the lower-lip map below the target lip line; `upper` is changed in place."""
+        rig = self.rig
+        rel_x, rel_y = rig.jaw_xs - mouth.origin[0], rig.jaw_ys - mouth.origin[1]
         u = (rel_x * mouth.axis[0] + rel_y * mouth.axis[1]) / mouth.width
         wv = rel_x * mouth.normal[0] + rel_y * mouth.normal[1]
         up, lo = mouth.curves_at(np.clip(u, 0, 1))
@@ -91,7 +88,5 @@ class Renderer:
         below = np.clip((wv - mid) / MOUTH_SPLIT_SOFTNESS_PX + 0.5, 0, 1)
         beyond = np.maximum(np.maximum(-u, u - 1), 0)  # mouth widths past a corner
         weight = 0.5 + (below - 0.5) * np.exp(-(beyond / 0.35) ** 2)
-        # fade to the upper map at the box edges (both fields agree away from the lips)
-        edge = np.minimum.reduce([xs - x0, x1 - 1 - xs, ys - y0, y1 - 1 - ys]) / EDGE_FADE_PX
-        weight *= np.clip(edge, 0, 1)
+        weight *= rig.jaw_edge_fade  # both fields agree away from the lips
         upper += weight[..., None] * (lower - upper)

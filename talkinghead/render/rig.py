@@ -35,6 +35,7 @@ TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this 
 MIN_LIP_THICKNESS = 0.8  # share of the portrait's lip thickness a lip keeps however the mouth moves
 UPPER_SKIN_SPAN = 0.3  # mouth widths past each corner whose skin above the lips the jaw field ignores
 JAW_BOX_MARGIN = 0.25  # lower-lip field box: jaw outline plus this many face widths
+JAW_EDGE_FADE_PX = 8.0
 EDGE_FADE = 0.08
 # Landmarks that drive the warp: every point of the lips, eyes, irises, brows, nose and face outline,
 # and every third of the rest (cheek and forehead points move smoothly with their neighbours).
@@ -119,6 +120,10 @@ class PortraitRig:
         self.upper_moving = self.upper_ids[:len(self.upper_ids) - n_fixed_upper]
         self.lower_moving = self.lower_ids[:len(self.lower_ids) - n_fixed_lower]
         self.jaw_upsample = Upsampler(jaw_grid, self.jaw_box)
+        jx0, jy0, jx1, jy1 = self.jaw_box
+        self.jaw_ys, self.jaw_xs = np.mgrid[jy0:jy1, jx0:jx1].astype(np.float32)  # pixel coordinates
+        edge = np.minimum.reduce([self.jaw_xs - jx0, jx1 - 1 - self.jaw_xs, self.jaw_ys - jy0, jy1 - 1 - self.jaw_ys])
+        self.jaw_edge_fade = np.clip(edge / JAW_EDGE_FADE_PX, 0, 1)  # the lower map fades out at the box edges
 
         self.eyelids = [EyelidLayer(image, face.landmarks[list(loop), :2]) for loop in (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)]
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
