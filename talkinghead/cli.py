@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -12,6 +13,10 @@ from pathlib import Path
 from .config import GenerateConfig, MotionConfig, RenderConfig, option_help
 
 DEMO_DIR = Path(__file__).parent / "assets"
+# Other subcommands live beside the code they drive. Each module defines `add_parser(subparsers)`,
+# which registers its subcommand with `set_defaults(run=...)`, `run(args) -> int` taking the parsed
+# arguments. Modules must import only argparse-level things at the top (keeps `--help` fast).
+SUBCOMMAND_MODULES = ("talkinghead.evaluation.cli", "talkinghead.server.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="make the demo video from the bundled portrait and speech")
     demo.add_argument("--out", type=Path, default=Path("demo.mp4"), help="output MP4")
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # that part of the package is not built (yet)
+            raise
+        module.add_parser(sub)
     return parser
 
 
@@ -86,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import TalkingHeadError
 
     try:
+        if getattr(args, "run", None) is not None:
+            return int(args.run(args) or 0)
         if args.command == "generate":
             _run_generate(args.image, args.audio, args.out, _config_from(args), args.quiet)
         elif args.command == "demo":
