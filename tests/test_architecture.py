@@ -6,6 +6,7 @@ functions included).
     motion/                            the motion sources and their contract: never render, pipeline, cli
     render/                            draws Motion: may use motion.types, never a motion source, pipeline, cli
     pipeline                           the only module wiring motion sources to the renderer
+    evaluation/, server/               applications on top of the pipeline: nothing below imports them
     cli                                the entry point: nothing imports it (but __main__)
 """
 
@@ -149,7 +150,7 @@ def test_io_imports_only_errors():
     assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors"}
 
 
-LOWER = ("errors", "config", "landmarks", "audio", "io", "face", "expression", "tracking")
+LOWER = ("errors", "config", "landmarks", "audio", "io", "face", "expression", "tracking", "measure")
 
 
 @pytest.mark.parametrize("layer", LOWER)
@@ -188,4 +189,11 @@ def test_only_pipeline_wires_motion_sources_to_the_renderer():
 
 def test_nothing_imports_the_cli():
     users = sorted(m for m, deps in GRAPH.items() if f"{PKG}.cli" in deps and m != f"{PKG}.__main__")
+    assert users == []
+
+
+@pytest.mark.parametrize("app", ["evaluation", "server"])
+def test_applications_sit_on_top(app):
+    users = sorted(m for m, deps in GRAPH.items()
+                   if any(in_layer(d, app) for d in deps) and not in_layer(m, app))
     assert users == []
