@@ -19,17 +19,23 @@ DEMO_DIR = Path(__file__).parent / "assets"
 SUBCOMMAND_MODULES = ("talkinghead.evaluation.cli", "talkinghead.server.cli")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults and keeps the examples' line breaks."""
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults, motion, render = GenerateConfig(), MotionConfig(), RenderConfig()
     mhelp, rhelp, ghelp = option_help(MotionConfig), option_help(RenderConfig), option_help(GenerateConfig)
     parser = argparse.ArgumentParser(prog="talkinghead", description="One portrait + speech -> a talking-head MP4, on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="animate a portrait with a speech recording",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                         epilog="example: talkinghead generate --image face.jpg --audio speech.wav --out talking.mp4")
+    gen = sub.add_parser("generate", help="animate a portrait with a speech recording (or text)",
+                         formatter_class=HelpFormatter,
+                         epilog="examples:\n  talkinghead generate --image face.jpg --audio speech.wav --out talking.mp4\n"
+                                "  talkinghead generate --image face.jpg --text 'Hello, world.' --out hello.mp4")
     gen.add_argument("--image", required=True, type=Path, help="portrait: JPEG, PNG or WebP with one visible face")
-    gen.add_argument("--audio", required=True, type=Path, help="speech: WAV, MP3, M4A, FLAC, OGG, or a video file's audio track")
+    gen.add_argument("--audio", type=Path, help="speech: WAV, MP3, M4A, FLAC, OGG, or a video file's audio track")
+    gen.add_argument("--text", help="words to speak with the built-in offline English voice (when no --audio is given)")
     gen.add_argument("--out", required=True, type=Path, help="output MP4 (H.264 + AAC)")
     gen.add_argument("--fps", type=int, default=defaults.fps, help=ghelp["fps"])
     gen.add_argument("--size", type=int, default=render.size, help=rhelp["size"])
@@ -65,7 +71,8 @@ def _config_from(args) -> GenerateConfig:
     return replace(GenerateConfig(), fps=args.fps, crf=args.crf, render=RenderConfig(size=args.size), motion=motion)
 
 
-def _run_generate(image: Path, audio: Path, out: Path, config: GenerateConfig, quiet: bool) -> None:
+def _run_generate(image: Path, audio: Path | None, out: Path, config: GenerateConfig, quiet: bool,
+                  text: str | None = None) -> None:
     from tqdm import tqdm
 
     from .pipeline import generate
@@ -81,7 +88,7 @@ def _run_generate(image: Path, audio: Path, out: Path, config: GenerateConfig, q
         bar.update(1)
 
     try:
-        result = generate(image, audio, out, config, progress=progress)
+        result = generate(image, audio, out, config, progress=progress, text=text)
     finally:
         if bar is not None:
             bar.close()
@@ -102,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "run", None) is not None:
             return int(args.run(args) or 0)
         if args.command == "generate":
-            _run_generate(args.image, args.audio, args.out, _config_from(args), args.quiet)
+            if args.audio is None and args.text is None:
+                raise TalkingHeadError("give the speech: --audio FILE, or --text 'words to speak'")
+            _run_generate(args.image, args.audio, args.out, _config_from(args), args.quiet, args.text)
         elif args.command == "demo":
             _run_generate(DEMO_DIR / "astronaut.png", DEMO_DIR / "demo_speech.wav", args.out, GenerateConfig(), False)
     except TalkingHeadError as exc:

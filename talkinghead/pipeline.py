@@ -140,10 +140,19 @@ class GenerateResult:
         return self.audio_seconds / max(self.elapsed_seconds, 1e-9)
 
 
-def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path, out: str | Path,
+def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | None, out: str | Path,
              config: GenerateConfig = GenerateConfig(),
-             progress: Callable[[int, int], None] | None = None) -> GenerateResult:
-    """Portrait (array or file) + speech (float32 mono 16 kHz array, or any audio/video file) -> MP4 at `out`."""
+             progress: Callable[[int, int], None] | None = None, text: str | None = None) -> GenerateResult:
+    """Portrait (array or file) + speech (float32 mono 16 kHz array, or any audio/video file) -> MP4 at `out`.
+
+    With `audio=None` and `text`, the text is spoken by the built-in offline voice (talkinghead.tts).
+    """
+    if audio is None:
+        if text is None:
+            raise TalkingHeadError("no speech given: pass audio (a file or an array) or text to speak")
+        from .tts import synthesize
+
+        audio = synthesize(text)
     if not isinstance(audio, np.ndarray):
         samples = load_audio(audio, SAMPLE_RATE)
         check_audio(samples, f"'{audio}'")
