@@ -4,9 +4,10 @@
     talkinghead.generate("face.jpg", "speech.wav", "talking.mp4")
 """
 
-from .config import GenerateConfig, MotionConfig, RenderConfig
+from .config import ControlConfig, GenerateConfig, MixConfig, MotionConfig, RenderConfig
 from .errors import TalkingHeadError
-from .pipeline import Pipeline, generate
+from .pipeline import Pipeline, generate, load_driving
 
 __version__ = "0.1.0"
-__all__ = ["generate", "Pipeline", "GenerateConfig", "MotionConfig", "RenderConfig", "TalkingHeadError", "__version__"]
+__all__ = ["generate", "Pipeline", "load_driving", "GenerateConfig", "MotionConfig", "RenderConfig", "ControlConfig",
+           "MixConfig", "TalkingHeadError", "__version__"]

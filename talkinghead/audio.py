@@ -8,7 +8,7 @@ Chunking never changes the result: pushing the audio in any pieces gives the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -25,11 +25,14 @@ class AudioFeatures:
     loudness_db: (T,) float32 RMS level in dBFS (floor SILENCE_DB).
     bands: (T, 3) float32 share of energy in BANDS_HZ (rows sum to <= 1).
     centroid_hz: (T,) float32 spectral centroid of 80-6000 Hz.
+    samples: (n,) float32 PCM (SAMPLE_RATE) that arrived with these rows, not aligned to them: a
+        source that analyses the raw audio itself (e.g. a speech encoder) streams these on its own.
     """
 
     loudness_db: np.ndarray
     bands: np.ndarray
     centroid_hz: np.ndarray
+    samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __len__(self) -> int:
         return len(self.loudness_db)
@@ -39,7 +42,8 @@ class AudioFeatures:
         """Join runs end to end."""
         return AudioFeatures(np.concatenate([p.loudness_db for p in parts]) if parts else np.zeros(0, np.float32),
                              np.concatenate([p.bands for p in parts]) if parts else np.zeros((0, 3), np.float32),
-                             np.concatenate([p.centroid_hz for p in parts]) if parts else np.zeros(0, np.float32))
+                             np.concatenate([p.centroid_hz for p in parts]) if parts else np.zeros(0, np.float32),
+                             np.concatenate([p.samples for p in parts]) if parts else np.zeros(0, np.float32))
 
 
 def frame_count(n_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
@@ -72,7 +76,7 @@ class FeatureStream:
         samples = np.asarray(samples, np.float32).ravel()
         self._buffer = np.concatenate([self._buffer, samples])
         self._received += len(samples)
-        return self._emit(last_available=self._received)
+        return replace(self._emit(last_available=self._received), samples=samples)
 
     def flush(self) -> AudioFeatures:
         """Features of the remaining frames (the audio's end padded with silence)."""

@@ -26,12 +26,48 @@ class MotionConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    """Controls applied to the final motion, whatever drives it (a direction file can keyframe each)."""
+
+    gaze: str | None = None  # eye direction: camera, left, right, up, down (image directions) or X,Y in eye widths; None = as the motion source moves them
+    distance: float = 1.0  # head distance from the camera relative to the portrait's: 1.25 is farther (smaller face), 0.8 nearer
+    emotion: str = "neutral"  # expression preset: neutral, happy, sad, angry, surprised
+    emotion_intensity: float = 1.0  # strength of the emotion preset (0 to 1.5)
+    expression_scale: float = 1.0  # scale of every expression change from the portrait's own (not blinks or gaze)
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    """Mixed audio + video control with a driving video: per face region, a gate and an amplitude.
+
+    A gate is the video's share of a region: 0 = audio-driven, 1 = video-driven, between = a
+    weighted mix. Region amplitudes scale the final motion of a region with or without a driver.
+    """
+
+    mouth_gate: float | None = None  # jaw and lips; None = audio when separate speech is given, else video
+    eyes_gate: float = 1.0  # blinks and lid squint / widen
+    gaze_gate: float = 1.0  # eye direction
+    brows_gate: float = 1.0  # brows (and nose)
+    head_gate: float = 1.0  # head pose
+    audio_amplitude: float = 1.0  # scale of all audio-driven motion before mixing
+    video_amplitude: float = 1.0  # scale of all video-driven motion before mixing
+    mouth_amplitude: float = 1.0  # final scale of the mouth region's motion
+    eyes_amplitude: float = 1.0  # final scale of blinks and lid motion
+    gaze_amplitude: float = 1.0  # final scale of eye movements
+    brows_amplitude: float = 1.0  # final scale of brow motion
+    head_amplitude: float = 1.0  # final scale of head rotation and sway
+    reference: str = "first"  # driving-video frame its motion is measured from: first, or neutral (least expression)
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     """Everything `generate` needs besides the input files."""
 
     fps: int = 25  # output frames per second
     render: RenderConfig = field(default_factory=RenderConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    controls: ControlConfig = field(default_factory=ControlConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
     chunk_seconds: float = 1.0  # audio is processed in chunks of this length (memory stays flat)
     crf: int = 18  # H.264 quality (lower is better, 18 is visually lossless)
 

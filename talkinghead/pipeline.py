@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -21,7 +21,11 @@ from .face import FaceObservation, find_portrait_face
 from .io import VideoWriter, load_audio, load_image, resize_long_side
 from .motion.audio_rules import RuleBasedAudioMotion
 from .motion.base import MotionSource
+from .motion.compose import build_motion_source
+from .motion.controls import Direction, check_controls
+from .motion.recorded import RecordedMotion
 from .motion.types import Motion
+from .motion.video_driven import DrivingMotion
 from .render.renderer import Renderer
 
 log = logging.getLogger(__name__)
@@ -59,21 +63,26 @@ class Pipeline:
     """One portrait, ready to be driven by any number of audio clips."""
 
     def __init__(self, portrait: Portrait, config: GenerateConfig = GenerateConfig(),
-                 motion_source: MotionSource | None = None):
+                 motion_source: MotionSource | None = None, *, driving: DrivingMotion | None = None,
+                 direction: Direction | None = None):
+        """`motion_source` drives the audio side (default: from config.motion); `driving` adds a driving
+        video's motion, mixed per region (config.mix); config.controls and `direction` act on the result
+        (`motion_stack`, motion/compose.py)."""
         self.portrait = portrait
         self.config = config
         self.renderer = Renderer(portrait.image, portrait.face, config.render)
         self.motion_source = motion_source or RuleBasedAudioMotion(config.motion)
+        self.motion_stack = build_motion_source(self.motion_source, config, driving, direction)
 
     @classmethod
     def from_image(cls, image: np.ndarray | str | Path, config: GenerateConfig = GenerateConfig(),
-                   motion_source: MotionSource | None = None) -> "Pipeline":
-        """Build from an image array (H, W, 3) uint8 RGB or an image file path."""
+                   motion_source: MotionSource | None = None, **motion) -> "Pipeline":
+        """Build from an image array (H, W, 3) uint8 RGB or an image file path (`motion`: driving, direction)."""
         name = "portrait"
         if not isinstance(image, np.ndarray):
             name = f"'{image}'"
             image = load_image(image)
-        return cls(prepare_portrait(image, config.render.size, name), config, motion_source)
+        return cls(prepare_portrait(image, config.render.size, name), config, motion_source, **motion)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -83,18 +92,22 @@ class Pipeline:
     def stream_motion(self, chunks: Iterable[np.ndarray]) -> Iterator[Motion]:
         """PCM chunks (float32 mono, SAMPLE_RATE) -> runs of Motion, as soon as each is decided."""
         features = FeatureStream(self.config.fps)
-        self.motion_source.start(self.portrait.face.blendshapes, self.config.fps)
+        self.motion_stack.start(self.portrait.face.blendshapes, self.config.fps)
         for chunk in chunks:
-            motion = self.motion_source.push(features.push(chunk))
+            motion = self.motion_stack.push(features.push(chunk))
             if len(motion):
                 yield motion
-        tail = Motion.concat([self.motion_source.push(features.flush()), self.motion_source.flush()])
+        tail = Motion.concat([self.motion_stack.push(features.flush()), self.motion_stack.flush()])
         if len(tail):
             yield tail
 
-    def stream(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """PCM chunks -> frames (H, W, 3) uint8 RGB, one per 1/fps of audio, incrementally."""
+    def stream(self, chunks: Iterable[np.ndarray],
+               motion_sink: Callable[[Motion], None] | None = None) -> Iterator[np.ndarray]:
+        """PCM chunks -> frames (H, W, 3) uint8 RGB, one per 1/fps of audio, incrementally
+        (`motion_sink` receives each run of Motion before it is drawn)."""
         for motion in self.stream_motion(chunks):
+            if motion_sink is not None:
+                motion_sink(motion)
             for i in range(len(motion)):
                 yield self.renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
 
@@ -105,7 +118,8 @@ class Pipeline:
             yield audio[start:start + step]
 
     def write(self, audio: np.ndarray, out: str | Path,
-              progress: Callable[[int, int], None] | None = None) -> "GenerateResult":
+              progress: Callable[[int, int], None] | None = None,
+              motion_sink: Callable[[Motion], None] | None = None) -> "GenerateResult":
         """Render `audio` (float32 mono, SAMPLE_RATE) to an MP4 at `out`; written atomically."""
         check_audio(audio)
         total = frame_count(len(audio), self.config.fps)
@@ -114,7 +128,7 @@ class Pipeline:
         count = 0
         with VideoWriter(out, self.config.fps, width, height, audio=audio, sample_rate=SAMPLE_RATE,
                          crf=self.config.crf) as writer:
-            for frame in self.stream(self.chunks(audio)):
+            for frame in self.stream(self.chunks(audio), motion_sink):
                 writer.write(frame)
                 count += 1
                 if progress is not None:
@@ -140,13 +154,47 @@ class GenerateResult:
         return self.audio_seconds / max(self.elapsed_seconds, 1e-9)
 
 
+def load_driving(video: str | Path, config: GenerateConfig = GenerateConfig()) -> DrivingMotion:
+    """Track a driving video and retarget its motion relative to its reference frame (config.mix.reference)."""
+    from .motion.video_driven import retarget
+    from .tracking import track_video
+
+    return retarget(track_video(Path(video)), config.mix.reference, name=f"driving video '{video}'")
+
+
 def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | None, out: str | Path,
              config: GenerateConfig = GenerateConfig(),
-             progress: Callable[[int, int], None] | None = None, text: str | None = None) -> GenerateResult:
+             progress: Callable[[int, int], None] | None = None, text: str | None = None, *,
+             driving: str | Path | DrivingMotion | None = None, direction: str | Path | Direction | None = None,
+             motion_in: str | Path | None = None, motion_out: str | Path | None = None) -> GenerateResult:
     """Portrait (array or file) + speech (float32 mono 16 kHz array, or any audio/video file) -> MP4 at `out`.
 
     With `audio=None` and `text`, the text is spoken by the built-in offline voice (talkinghead.tts).
+    `driving`: a driving video (file, or `load_driving`'s result) mixed in per config.mix; with no
+    audio and no text, its own sound track is the speech and (mouth gate unset) it drives the mouth too.
+    `direction`: a direction file (JSON / YAML) or Direction keyframing the controls.
+    `motion_in`: render a motion file (CSV / JSON) instead of generating motion.
+    `motion_out`: also write the motion track (CSV in Live Link Face layout, or JSON, by extension).
     """
+    from . import motion_files
+    from .direction import load_direction
+
+    check_controls(config.controls, config.mix)
+    if motion_out is not None:
+        motion_files.motion_file_kind(Path(motion_out), "--motion-out")
+    if driving is not None and motion_in is not None:
+        raise TalkingHeadError("give either a driving video or a motion file to import, not both")
+    own_speech = audio is None and text is None
+    if driving is not None and own_speech:
+        if not isinstance(driving, (str, Path)):
+            raise TalkingHeadError("no speech given: pass audio or text with an already tracked driving motion")
+        audio = _driving_speech(Path(driving))
+    if motion_in is not None and own_speech:
+        raise TalkingHeadError("a motion file has no sound: give the speech too (--audio FILE or --text)")
+    if isinstance(direction, (str, Path)):
+        direction = load_direction(direction)
+    if driving is not None and config.mix.mouth_gate is None:
+        config = replace(config, mix=replace(config.mix, mouth_gate=1.0 if own_speech else 0.0))
     if audio is None:
         if text is None:
             raise TalkingHeadError("no speech given: pass audio (a file or an array) or text to speak")
@@ -158,5 +206,26 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
         check_audio(samples, f"'{audio}'")
     else:
         samples = np.asarray(audio, np.float32)
-    pipeline = Pipeline.from_image(image, config)
-    return pipeline.write(samples, out, progress)
+    motion_source = None
+    if motion_in is not None:
+        motion_source = RecordedMotion(*motion_files.read_motion(motion_in, default_fps=config.fps))
+    if isinstance(driving, (str, Path)):
+        driving = load_driving(driving, config)
+    pipeline = Pipeline.from_image(image, config, motion_source, driving=driving, direction=direction)
+    runs: list[Motion] = []
+    result = pipeline.write(samples, out, progress, runs.append if motion_out is not None else None)
+    if motion_out is not None:
+        motion_files.write_motion(motion_out, Motion.concat(runs), config.fps)
+    return result
+
+
+def _driving_speech(video: Path) -> np.ndarray:
+    """The sound track of a driving video, checked like any speech."""
+    from .io import probe_video
+
+    if probe_video(video).audio_codec is None:
+        raise TalkingHeadError(f"driving video '{video}' has no audio track: give the speech with --audio FILE "
+                               "(or --text)")
+    samples = load_audio(video, SAMPLE_RATE)
+    check_audio(samples, f"the sound of driving video '{video}'")
+    return samples

@@ -5,6 +5,7 @@ functions included).
     audio, io, face, expression, tracking   analysis / file edge: never motion, render, pipeline, cli
     motion/                            the motion sources and their contract: never render, pipeline, cli
     render/                            draws Motion: may use motion.types, never a motion source, pipeline, cli
+    motion_files, direction            motion file formats: may use motion, never render, pipeline, cli
     pipeline                           the only module wiring motion sources to the renderer
     evaluation/, server/               applications on top of the pipeline: nothing below imports them
     cli                                the entry point: nothing imports it (but __main__)
@@ -197,3 +198,17 @@ def test_applications_sit_on_top(app):
     users = sorted(m for m, deps in GRAPH.items()
                    if any(in_layer(d, app) for d in deps) and not in_layer(m, app))
     assert users == []
+
+
+def test_server_drives_the_pipeline_not_the_stages():
+    mods = [m for m in GRAPH if in_layer(m, "server")]
+    assert len(mods) >= 5
+    assert violations(mods, lambda dep: in_layer(dep, "render", "motion", "cli")) == []
+
+
+def test_motion_file_formats_sit_between_motion_and_pipeline():
+    formats = [f"{PKG}.motion_files", f"{PKG}.direction"]
+    assert all(m in GRAPH for m in formats)
+    assert violations(formats, lambda dep: in_layer(dep, "render", "pipeline", "cli", "server", "evaluation")) == []
+    below = [m for m in GRAPH if in_layer(m, "motion", *LOWER)]
+    assert violations(below, lambda dep: dep in formats) == []

@@ -59,6 +59,32 @@ SACCADE_S = 0.06
 CENTRE_RETURN_P = 0.5
 
 
+class EnergyVoiceActivity:
+    """Causal energy voice-activity detector, one frame at a time: an adaptive noise floor (drops at
+    once, creeps up slowly), a margin over it and an absolute minimum, onset and hang-over frames."""
+
+    def __init__(self):
+        self.noise_db = NOISE_FLOOR_START_DB
+        self._voiced_run = 0
+        self._silent_run = VOICE_HANGOVER_FRAMES + 1
+
+    def update(self, loudness_db: float) -> tuple[bool, bool]:
+        """Next frame's loudness (dBFS) -> (voiced, loud_enough): voiced includes the hang-over."""
+        if loudness_db < self.noise_db:
+            self.noise_db = loudness_db
+        else:
+            self.noise_db += NOISE_FLOOR_RISE_DB
+        loud_enough = loudness_db > max(self.noise_db + VOICE_OVER_FLOOR_DB, VOICE_ABSOLUTE_MIN_DB)
+        if loud_enough:
+            self._voiced_run += 1
+            self._silent_run = 0
+        else:
+            self._silent_run += 1
+            self._voiced_run = 0
+        voiced = (loud_enough and self._voiced_run >= VOICE_ONSET_FRAMES) or self._silent_run <= VOICE_HANGOVER_FRAMES
+        return voiced, loud_enough
+
+
 def _smoothstep(x):
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
@@ -82,10 +108,8 @@ class RuleBasedAudioMotion:
         self.closed[jaw] = min(self.rest[jaw], JAW_REST_MAX)
         self._frame = 0  # next frame to output
         self._pending: list[tuple[float, float, float]] = []  # (openness, round, spread) per undecided frame
-        self._noise_db = NOISE_FLOOR_START_DB
+        self._voice = EnergyVoiceActivity()
         self._peak_db = PEAK_START_DB
-        self._voiced_run = 0
-        self._silent_run = VOICE_HANGOVER_FRAMES + 1
         self._open = 0.0
         self._slow = 0.0
         seed = self.config.seed
@@ -99,18 +123,7 @@ class RuleBasedAudioMotion:
     # --- per-frame analysis ------------------------------------------------------------------
     def _analyse(self, loudness: float, bands: np.ndarray, centroid: float) -> tuple[float, float, float]:
         """Causal voice activity and mouth drive for one frame -> (openness, round, spread)."""
-        if loudness < self._noise_db:
-            self._noise_db = loudness
-        else:
-            self._noise_db += NOISE_FLOOR_RISE_DB
-        loud_enough = loudness > max(self._noise_db + VOICE_OVER_FLOOR_DB, VOICE_ABSOLUTE_MIN_DB)
-        if loud_enough:
-            self._voiced_run += 1
-            self._silent_run = 0
-        else:
-            self._silent_run += 1
-            self._voiced_run = 0
-        voiced = (loud_enough and self._voiced_run >= VOICE_ONSET_FRAMES) or self._silent_run <= VOICE_HANGOVER_FRAMES
+        voiced, loud_enough = self._voice.update(loudness)
         if loud_enough:
             self._peak_db = max(loudness, self._peak_db - PEAK_DECAY_DB)
         if not voiced:

@@ -1,0 +1,145 @@
+"""Measure video-driven reenactment on the real clips: each clip drives a portrait made from its own first
+frame (its own sound track as the speech), and the output is re-tracked.
+
+Per clip: correlation of the output's mouth aperture (inner-lip gap / inter-ocular distance) with the
+driver's at the same times, and blink counts of driver and output, counted the same way: peaks of
+MediaPipe's mean eyeBlink score rising well above the clip's own level (`count_blinks`). (The lid
+gap of the landmarks is not used for counting: on the renderer's inpainted closed lids the landmarker
+keeps placing an open eye, while its eyeBlink score still rises.) Writes build/driving/self_driving.json and a contact sheet per clip (driver above, output below).
+
+    python scripts/eval_driving.py [--clips retalking_face4.mp4 ...] [--out build/driving]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from talkinghead import generate, measure  # noqa: E402
+from talkinghead import landmarks as L  # noqa: E402
+from talkinghead.config import GenerateConfig, RenderConfig  # noqa: E402
+from talkinghead.face import FaceLandmarker  # noqa: E402
+from talkinghead.io import read_video_frames  # noqa: E402
+from talkinghead.pipeline import prepare_portrait  # noqa: E402
+from talkinghead.tracking import track_video  # noqa: E402
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+FPS = 25
+MIN_FACE_PX = 160  # portraits are rendered at 512 px, or larger (up to the clip's own size) so the face is this wide
+BLINK_ON, BLINK_OFF = 0.5, 0.25  # blink event thresholds, shares of the eyeBlink score's range
+BLINK_MIN_RANGE = 0.1  # a score series that varies less has no blinks
+CROP_FACE_WIDTHS = 1.5  # re-tracking looks at a box this many face widths around the face (small faces)
+
+
+def count_blinks(score: np.ndarray) -> int:
+    """Blink events in a (T,) eyeBlink score series, the same rule for driver and output: the score
+    rises above its median + BLINK_ON of its range (median to 99th percentile) and falls back below
+    median + BLINK_OFF of it (hysteresis); a series whose range is under BLINK_MIN_RANGE has none."""
+    s = np.nan_to_num(score, nan=float(np.nanmedian(score)))
+    level = float(np.median(s))
+    span = float(np.percentile(s, 99)) - level
+    if span < BLINK_MIN_RANGE:
+        return 0
+    count, closed = 0, False
+    for x in s:
+        if not closed and x > level + BLINK_ON * span:
+            count, closed = count + 1, True
+        elif closed and x < level + BLINK_OFF * span:
+            closed = False
+    return count
+
+
+def blink_score(blendshapes: np.ndarray) -> np.ndarray:
+    """(T,) mean eyeBlink score of both eyes."""
+    return blendshapes[:, [L.BLENDSHAPE_INDEX[n] for n in L.BLINK_COEFFS]].mean(1)
+
+
+def retrack(frames: list[np.ndarray], box: tuple[float, float, float, float],
+            fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 478, 3) landmarks and (T, 52) blendshapes of the largest face in a crop around `box` (NaN where none)."""
+    x0, y0, x1, y1 = box
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, CROP_FACE_WIDTHS * max(x1 - x0, y1 - y0)
+    h, w = frames[0].shape[:2]
+    bx0, by0, bx1, by1 = int(max(cx - half, 0)), int(max(cy - half, 0)), int(min(cx + half, w)), int(min(cy + half, h))
+    out = np.full((len(frames), 478, 3), np.nan)
+    scores = np.full((len(frames), L.N_BLENDSHAPES), np.nan)
+    with FaceLandmarker(video=True) as landmarker:
+        for i, frame in enumerate(frames):
+            faces = landmarker.detect(np.ascontiguousarray(frame[by0:by1, bx0:bx1]), timestamp_ms=int(round(i * 1000 / fps)))
+            if faces:
+                out[i], scores[i] = faces[0].landmarks, faces[0].blendshapes
+    return out, scores
+
+
+def at_times(values: np.ndarray, src_fps: float, times: np.ndarray) -> np.ndarray:
+    """Values per source frame, linearly interpolated at `times` seconds."""
+    pos = np.clip(times * src_fps, 0, len(values) - 1)
+    return np.interp(pos, np.arange(len(values)), values)
+
+
+def evaluate_clip(clip: Path, out_dir: Path) -> dict:
+    track = track_video(clip, cache_dir=Path("build/tracks"))
+    first = next(iter(read_video_frames(clip)))
+    size = 512
+    width = prepare_portrait(first, size).face.width
+    if width < MIN_FACE_PX:  # small faces: the renderer's lids and lips need pixels, and so does the re-tracker
+        size = min(max(first.shape[:2]), int(np.ceil(size * MIN_FACE_PX / width / 64) * 64))
+    portrait = prepare_portrait(first, size)
+    out = out_dir / f"self_{clip.stem}.mp4"
+    result = generate(first, None, out, GenerateConfig(fps=FPS, render=RenderConfig(size=size)), driving=clip)
+    frames = list(read_video_frames(out))
+    landmarks, scores = retrack(frames, portrait.face.box, FPS)
+    times = np.arange(len(frames)) / FPS
+    out_ap, out_blink = measure.mouth_aperture(landmarks), blink_score(scores)
+    drv_ap = at_times(measure.mouth_aperture(track.landmarks), track.fps, times)
+    drv_blink = at_times(blink_score(track.blendshapes), track.fps, times)
+    ok = np.isfinite(out_ap)
+    row = {"clip": clip.name, "size": size, "frames": result.frames, "found": float(ok.mean()),
+           "aperture_corr": float(np.corrcoef(out_ap[ok], drv_ap[ok])[0, 1]),
+           "aperture_slope": float(np.polyfit(drv_ap[ok], out_ap[ok], 1)[0]),
+           "blinks_driver": count_blinks(drv_blink), "blinks_output": count_blinks(out_blink)}
+    _sheet(clip, frames, out_dir / f"self_{clip.stem}.jpg")
+    return row
+
+
+def _sheet(clip: Path, frames: list[np.ndarray], path: Path, columns: int = 6) -> None:
+    import cv2
+
+    driver = list(read_video_frames(clip))
+    picks = np.linspace(0, len(frames) - 1, columns).astype(int)
+    h = 256
+    top, bottom = [], []
+    for i in picks:
+        d = driver[min(int(round(i / FPS * len(driver) / (len(frames) / FPS))), len(driver) - 1)]
+        for img, row in ((d, top), (frames[i], bottom)):
+            row.append(cv2.resize(img, (int(round(img.shape[1] * h / img.shape[0])), h), interpolation=cv2.INTER_AREA))
+    sheet = np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", nargs="*", help="clip names in the real-data folder (default: every .mp4)")
+    parser.add_argument("--out", type=Path, default=Path("build/driving"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    clips = [REAL / c for c in args.clips] if args.clips else sorted(REAL.glob("*.mp4"))
+    rows = []
+    print("| clip | size | frames | aperture corr | slope | blinks driver | blinks output |")
+    print("|---|---|---|---|---|---|---|")
+    for clip in clips:
+        row = evaluate_clip(clip, args.out)
+        rows.append(row)
+        print(f"| {row['clip']} | {row['size']} | {row['frames']} | {row['aperture_corr']:.3f} | "
+              f"{row['aperture_slope']:.2f} | {row['blinks_driver']} | {row['blinks_output']} |", flush=True)
+    (args.out / "self_driving.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
