@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,11 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
         result["error"] = "no frames"
         return result
     latencies = [(t - sent[c]) * 1000 for _, c, t in frames if c in sent]
+    by_second: dict[int, float] = {}
+    for _, c, t in frames:
+        if c in sent:
+            second = int(sent[c] - t0)
+            by_second[second] = max(by_second.get(second, 0.0), (t - sent[c]) * 1000)
     decided = [t for _, c, t in frames if c in sent]
     quarter = max(1, len(latencies) // 4)
     span = decided[-1] - decided[0] if len(decided) > 1 else float("nan")
@@ -118,6 +124,7 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
         latency_max_ms=max(latencies), fps=(len(decided) - 1) / span,
         drift_ms=statistics.median(latencies[-quarter:]) - statistics.median(latencies[:quarter]),
         send_overrun_ms=(send_end - t0 - (total_chunks - 1) * CHUNK_S) * 1000,
+        worst_latency_each_second_ms=[round(by_second.get(k, float("nan"))) for k in range(int(seconds))],
         server=result.get("end", {}))
     return result
 
@@ -219,13 +226,36 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 s sessions, capacity up to 4")
     parser.add_argument("--portrait", type=Path, help="portrait for the capacity runs (default: a real photo "
                         f"{CAPACITY_PORTRAIT} if ../shared/data/real exists, else the bundled astronaut)")
-    parser.add_argument("--nice", type=int, default=0, help="CPU priority offset for server and clients "
-                        "(e.g. -10 as root when other jobs share the machine: the server then gets the CPU "
-                        "a dedicated machine would give it)")
+    parser.add_argument("--nice", type=int, default=0, help="CPU priority of server and clients (e.g. -10 as "
+                        "root while other jobs share the machine, so the server gets the CPU a dedicated machine "
+                        "would give it; with Linux autogroups the session's group is re-niced for the run)")
     parser.add_argument("--json", type=Path, default=ROOT / "build" / "bench_live.json")
     args = parser.parse_args()
-    if args.nice:
-        os.nice(args.nice)
+    with scheduling_priority(args.nice):
+        run(args)
+
+
+@contextmanager
+def scheduling_priority(nice: int):
+    """Run with this nice value; under autogroup scheduling also give this session's group that value."""
+    autogroup = Path("/proc/self/autogroup")
+    if not nice:
+        yield
+        return
+    os.nice(nice)
+    try:
+        autogroup.write_text(str(nice))
+        reniced = True
+    except OSError:
+        reniced = False
+    try:
+        yield
+    finally:
+        if reniced:
+            autogroup.write_text("0")
+
+
+def run(args) -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     from talkinghead.io import load_audio
     from talkinghead.server.settings import ServerSettings

@@ -61,7 +61,7 @@ def source_for(system: str, clip: str | None):
     if system == "rules":
         return RuleBasedAudioMotion()
     model = MouthModel.load(LOO_DIR / f"{clip}.npz") if clip else None
-    return LearnedMouthMotion(model=model)
+    return LearnedMouthMotion(model=model, silence_pose="closed" if system == "learned-closed" else "portrait")
 
 
 def speech_stats(apertures: np.ndarray, voiced: np.ndarray) -> tuple[float, float]:

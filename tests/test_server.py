@@ -274,6 +274,15 @@ def test_finished_jobs_survive_a_restart_and_expire(tmp_path, portrait_png, shor
         assert not (tmp_path / "jobs" / job_id).exists()
 
 
+def test_a_job_over_the_time_limit_is_stopped(tmp_path, portrait_png, short_audio):
+    settings = ServerSettings(data_dir=tmp_path, job_timeout_s=0.3)  # less than the worker's start-up
+    with BackgroundServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
+        job_id = submit(client, portrait_png, wav_bytes(short_audio)).json()["id"]
+        done = wait_for_job(client, job_id)
+        assert done["status"] == "failed" and "limit" in done["error"]
+        assert not list((tmp_path / "jobs" / job_id).glob("*.mp4"))  # no (partial) video left
+
+
 def test_unfinished_jobs_are_requeued_after_a_restart(tmp_path, portrait_png, short_audio):
     settings = ServerSettings(data_dir=tmp_path)
     with BackgroundServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
@@ -373,14 +382,18 @@ def open_live(server, portrait: bytes, options: dict | None = None, audio_format
         yield ws
 
 
-def test_live_websocket_streams_the_offline_frames(server, portrait_png, astronaut_frames, demo_audio):
+@pytest.mark.parametrize("audio_format", ["f32", "s16"])
+def test_live_websocket_streams_the_offline_frames(server, portrait_png, astronaut_frames, demo_audio, audio_format):
     audio = np.array(demo_audio[: 3 * SAMPLE_RATE])
-    with open_live(server, portrait_png, audio_format="s16") as ws:
+    with open_live(server, portrait_png, audio_format=audio_format) as ws:
         ready = json.loads(ws.recv(timeout=60))
         assert ready["type"] == "ready", ready
         assert (ready["width"], ready["height"], ready["fps"]) == (512, 512, 25)
         assert ready["decision_delay_ms"] == pytest.approx(120)
-        pcm = np.round(np.clip(audio, -1, 1) * 32767).astype("<i2")
+        if audio_format == "s16":
+            pcm = np.round(np.clip(audio, -1, 1) * 32767).astype("<i2")
+        else:
+            pcm = audio.astype("<f4")
         for start in range(0, len(pcm), CHUNK):
             ws.send(pcm[start:start + CHUNK].tobytes())
         ws.send(json.dumps({"type": "stop"}))
@@ -394,15 +407,41 @@ def test_live_websocket_streams_the_offline_frames(server, portrait_png, astrona
                 messages.append(json.loads(message))
             else:
                 index, chunk, pts = FRAME_HEADER.unpack_from(message)
-                frames.append((index, pts, np.asarray(Image.open(io.BytesIO(message[FRAME_HEADER.size:])))))
+                if chunk != END_OF_AUDIO:  # the tail is decided by the clip's end (silence after 3 s)
+                    frames.append((index, pts, message[FRAME_HEADER.size:]))
+                tail = index
         assert ws.close_code == 1000
-    assert messages[-1]["type"] == "end" and messages[-1]["frames_sent"] == len(frames)
-    assert [f[0] for f in frames] == list(range(frame_count(len(audio), 25)))
-    # int16 audio and JPEG: close to the offline frames (float audio); the mouth region moves the same way
-    for index, pts, image in frames[::10]:
-        assert pts == pytest.approx(index / 25)
-        diff = np.abs(image.astype(np.int16) - astronaut_frames[index].astype(np.int16)).mean()
-        assert diff < 3.0, (index, diff)
+    assert messages[-1]["type"] == "end"
+    assert tail + 1 == messages[-1]["frames_sent"] == frame_count(len(audio), 25)
+    assert [f[0] for f in frames] == list(range(len(frames))) and len(frames) >= tail - 3
+    assert all(pts == pytest.approx(index / 25) for index, pts, _ in frames)
+    if audio_format == "f32":  # the same samples: the offline frames, to the byte
+        same = [data == encode_frame(astronaut_frames[index]) for index, _, data in frames]
+        assert all(same), [i for i, s in enumerate(same) if not s]
+    else:  # 16-bit audio: within quantisation and JPEG error of the offline frames
+        for index, _, data in frames[::10]:
+            image = np.asarray(Image.open(io.BytesIO(data)))
+            diff = np.abs(image.astype(np.int16) - astronaut_frames[index].astype(np.int16)).mean()
+            assert diff < 3.0, (index, diff)
+
+
+def test_live_webp_frames(server, portrait_png, demo_audio):
+    with connect(server) as ws:
+        ws.send(json.dumps({"type": "start", "image_format": "webp", "quality": 60}))
+        ws.send(portrait_png)
+        assert json.loads(ws.recv(timeout=60))["image_format"] == "webp"
+        ws.send(np.array(demo_audio[: SAMPLE_RATE // 2], "<f4").tobytes())
+        ws.send(json.dumps({"type": "stop"}))
+        images = []
+        while True:
+            try:
+                message = ws.recv(timeout=60)
+            except ConnectionClosed:
+                break
+            if isinstance(message, bytes):
+                images.append(Image.open(io.BytesIO(message[FRAME_HEADER.size:])))
+    assert len(images) == frame_count(SAMPLE_RATE // 2, 25)
+    assert all(im.format == "WEBP" and im.size == (512, 512) for im in images)
 
 
 def close_info(ws) -> tuple[dict, int, str]:

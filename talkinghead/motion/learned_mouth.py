@@ -8,8 +8,10 @@
     while real lips open, and while they widen), scaled so the expression basis reproduces the gap
     and the width -> added to the portrait's closed rest pose.
 
-A voice-activity gate (audio_rules.EnergyVoiceActivity, with the look-ahead the encoder already
-needs) brings the mouth to the closed rest pose in silence. Blinks, gaze, head motion and brows come
+A voice gate brings the mouth to the closed rest pose in silence: open where the energy detector
+(audio_rules.EnergyVoiceActivity) hears sound within [-1, +2] frames AND the model's third output
+(speech vs non-speech, learned from WebRTC VAD labels of the training clips) says speech within one
+frame: the energy detector alone opens the mouth for breaths, laughter and background noise. Blinks, gaze, head motion and brows come
 from the wrapped RuleBasedAudioMotion unchanged. Output is identical for any chunking of the audio
 and deterministic (no randomness in the mouth).
 """
@@ -32,13 +34,17 @@ from .types import Motion
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "mouth_model.npz"
 MODEL_FORMAT = 1  # version of the npz layout below
-OUTPUTS = ("open", "width")  # what the regression predicts per frame (see module docstring)
+OUTPUTS = ("open", "width", "speech")  # what the regression predicts per frame (see module docstring)
 
 # voice gate (frames of the video)
 GATE_BEFORE = 2  # the mouth may open this many frames before the sound (speakers move first)
 GATE_AFTER = 1  # and stay open this many frames after it
-GATE_ATTACK, GATE_RELEASE = 0.6, 0.45  # per-frame smoothing of the gate towards 1 / towards 0
+SPEECH_THRESHOLD = 0.5  # the model's speech output (a linear probability) above this counts as speech
+SPEECH_WINDOW = 2  # frames either side in which the speech output may vouch for frame i
+MIN_REST_FRAMES = 6  # a pause shorter than this is bridged: the mouth keeps following the model
+GATE_ATTACK, GATE_RELEASE = 0.8, 0.8  # per-frame smoothing of the gate towards 1 / towards 0
 GATE_SNAP = 0.02  # a gate below this is 0: the mouth is exactly at rest
+SILENCE_POSES = ("portrait", "closed")
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,12 @@ class LearnedMouthMotion:
     """
 
     def __init__(self, config: MotionConfig = MotionConfig(), model: MouthModel | None = None,
-                 encoder: WhisperEncoder | None = None):
+                 encoder: WhisperEncoder | None = None, silence_pose: str = "portrait"):
+        """silence_pose: where the mouth rests in silence, "portrait" (its own expression: the portrait's
+        lip gap) or "closed" (the rule-based source's closed rest pose)."""
+        if silence_pose not in SILENCE_POSES:
+            raise ValueError(f"silence_pose must be one of {SILENCE_POSES}, got {silence_pose!r}")
+        self.silence_pose = silence_pose
         self.config = config
         self.model = model or load_default_model()
         self.encoder = encoder
@@ -119,13 +130,17 @@ class LearnedMouthMotion:
         overridden[[L.BLENDSHAPE_INDEX[n] for n in MOUTH_OPENING_COEFFS]] = True  # the rule-based mouth
         self._driven = np.flatnonzero(overridden | (self._open_pose != 0) | (self._width_pose != 0))
         self._smooth = np.asarray(self.model.config.get("smooth", [1.0]), np.float32)  # centred taps
+        self._speech_column = list(self.model.config["outputs"]).index("speech") \
+            if "speech" in self.model.config["outputs"] else None
+        self._ahead = max(len(self._smooth) // 2, SPEECH_WINDOW if self._speech_column is not None else 0)
+        self._offsets = self.model.config.get("offsets", {})  # IOD added to each output's scaled value
         self.lookahead = 0
 
     @property
     def latency_s(self) -> float:
         """Audio (seconds) needed past a frame's time before it is decided."""
-        smooth_frames = len(self._smooth) // 2
-        return self.model.grid.latency_s + max(self.model.offsets_s) + 0.02 + smooth_frames / max(getattr(self, "fps", 25.0), 1.0)
+        frames = max(len(self._smooth) // 2, MIN_REST_FRAMES - 1 + max(GATE_BEFORE, SPEECH_WINDOW))
+        return self.model.grid.latency_s + max(self.model.offsets_s) + 0.02 + frames / getattr(self, "fps", 25.0)
 
     def start(self, rest_expression: np.ndarray, fps: float) -> None:
         """Reset for a new clip of a portrait whose own scores are `rest_expression` (52,)."""
@@ -135,11 +150,15 @@ class LearnedMouthMotion:
         self.speech = SpeechFeatureStream(fps, m.config["layer"], m.offsets_s, m.grid, self.encoder)
         self.rules.start(rest_expression, fps)
         self.closed = self.rules.closed.copy()  # the closed rest pose (same as the rule-based source's)
+        self.rest = np.asarray(rest_expression, np.float32).copy()
+        self.silent = self.rest if self.silence_pose == "portrait" else self.closed  # the mouth in silence
         self._voice = EnergyVoiceActivity()
         self._loud: list[bool] = []  # per frame from _loud_start: loud enough to be speech (no hang-over)
         self._loud_start = 0
         self._outputs: list[np.ndarray] = []  # per frame from _outputs_start: model outputs
         self._outputs_start = 0
+        self._flags: list[bool] = []  # per frame from _flags_start: sound the model calls speech, near the frame
+        self._flags_start = 0
         self._rules_pending = Motion.empty()  # rule-based frames from _next on
         self._rules_frames = 0  # rule-based frames received in all
         self._gate = 0.0
@@ -169,32 +188,68 @@ class LearnedMouthMotion:
             self._outputs.append(self.model.predict(row))
 
     def _emit(self, final: bool) -> Motion:
-        """Frames whose rule-based motion, smoothed model outputs and gate look-ahead are all known."""
-        half = len(self._smooth) // 2
+        """Frames whose rule-based motion, smoothed model outputs and pause look-ahead are all known."""
+        self._update_flags(final)
+        outputs_end = self._outputs_start + len(self._outputs)
         if final:
-            ready = min(self._rules_frames, self._outputs_start + len(self._outputs))
+            ready = min(self._rules_frames, outputs_end)
         else:
-            ready = min(self._rules_frames, self._outputs_start + len(self._outputs) - half,
-                        self._loud_start + len(self._loud) - GATE_BEFORE)
+            ready = min(self._rules_frames, outputs_end - len(self._smooth) // 2,
+                        self._flags_start + len(self._flags) - MIN_REST_FRAMES + 1)
         count = max(0, ready - self._next)
         if count == 0:
             return Motion.empty()
         rules = self._rules_pending
-        frames = [self._frame(self._next + i, rules[i]) for i in range(count)]
+        frames = [self._frame(self._next + i, rules[i], final) for i in range(count)]
         self._rules_pending = rules[count:]
         self._next += count
         self._trim()
         return Motion(np.stack([f[0] for f in frames]), np.stack([f[1] for f in frames]),
                       np.stack([f[2] for f in frames]))
 
+    def _update_flags(self, final: bool) -> None:
+        """Voice flags of every frame whose loudness and speech-output neighbourhood is known
+        (at the end, what lies past the audio is silence)."""
+        loud_end = self._loud_start + len(self._loud)
+        outputs_end = self._outputs_start + len(self._outputs)
+        end = min(loud_end, outputs_end) if final else min(loud_end - GATE_BEFORE, outputs_end - SPEECH_WINDOW)
+        for i in range(self._flags_start + len(self._flags), end):
+            lo = max(self._loud_start, i - GATE_AFTER)
+            voiced = any(self._loud[lo - self._loud_start:i + GATE_BEFORE + 1 - self._loud_start])
+            if voiced and self._speech_column is not None:
+                near = range(max(i - SPEECH_WINDOW, self._outputs_start), min(i + SPEECH_WINDOW + 1, outputs_end))
+                voiced = any(self._outputs[j - self._outputs_start][self._speech_column] > SPEECH_THRESHOLD for j in near)
+            self._flags.append(voiced)
+
+    def _resting(self, i: int, final: bool) -> bool:
+        """Frame i lies in a pause of at least MIN_REST_FRAMES (or one that reaches the clip's start or end)."""
+        flags, start = self._flags, self._flags_start
+        if flags[i - start]:
+            return False
+        before = 0
+        while before < MIN_REST_FRAMES and i - before - 1 >= start and not flags[i - before - 1 - start]:
+            before += 1
+        if i - before == 0:
+            return True  # silence since the clip began
+        after = 0
+        while before + after + 1 < MIN_REST_FRAMES and i + after + 1 < start + len(flags) \
+                and not flags[i + after + 1 - start]:
+            after += 1
+        if final and i + after + 1 >= start + len(flags):
+            return True  # silence until the clip ends
+        return before + after + 1 >= MIN_REST_FRAMES
+
     def _trim(self) -> None:
-        """Forget outputs and voice flags no future frame needs (memory stays flat for any length)."""
-        drop = max(0, self._next - len(self._smooth) // 2 - self._outputs_start)
+        """Forget what no future frame needs (memory stays flat for any length)."""
+        drop = max(0, self._next - self._ahead - self._outputs_start)
         del self._outputs[:drop]
         self._outputs_start += drop
         drop = max(0, self._next - GATE_AFTER - self._loud_start)
         del self._loud[:drop]
         self._loud_start += drop
+        drop = max(0, self._next - MIN_REST_FRAMES - self._flags_start)
+        del self._flags[:drop]
+        self._flags_start += drop
 
     def _output(self, i: int) -> np.ndarray:
         """Smoothed model outputs at frame i (edges repeat the nearest frame)."""
@@ -203,21 +258,20 @@ class LearnedMouthMotion:
         rows = [self._outputs[min(max(i + k - half, 0), last) - first] for k in range(len(self._smooth))]
         return np.tensordot(self._smooth, np.stack(rows), axes=1)
 
-    def _frame(self, i: int, rules: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _frame(self, i: int, rules: Motion, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Motion of frame i: the rule-based frame with the learned mouth."""
-        lo = max(self._loud_start, i - GATE_AFTER)
-        hi = i + GATE_BEFORE + 1
-        target = 1.0 if any(self._loud[lo - self._loud_start:hi - self._loud_start]) else 0.0
+        target = 0.0 if self._resting(i, final) else 1.0
         self._gate += (GATE_ATTACK if target > self._gate else GATE_RELEASE) * (target - self._gate)
         if self._gate < GATE_SNAP:
             self._gate = 0.0
         out = self._output(i)
         scales = self.model.config["scales"]
-        amplitude = self.config.mouth_amplitude * self._gate
-        opening = amplitude * scales["open"] * max(float(out[0]), 0.0)
-        widening = amplitude * scales["width"] * float(out[1])
+        opening = max(self._offsets.get("open", 0.0) + scales["open"] * float(out[0]), 0.0)
+        widening = scales["width"] * float(out[1])
+        speaking = self.closed + opening * self._open_pose + widening * self._width_pose
         e = rules.expression[0].copy()
-        e[self._driven] = self.closed[self._driven]
-        e += opening * self._open_pose + widening * self._width_pose
+        d = self._driven
+        weight = self._gate * self.config.mouth_amplitude  # mouth_amplitude scales the whole mouth motion
+        e[d] = self.silent[d] + weight * (speaking[d] - self.silent[d])
         np.clip(e, 0.0, 1.0, out=e)
         return e, rules.head[0], rules.gaze[0]

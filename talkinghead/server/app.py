@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
-from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, File, Form, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -168,13 +168,13 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
                                                             timeout_s=settings.job_timeout_s,
                                                             ttl_s=settings.job_ttl_hours * 3600))
     slots = LiveSlots(settings.max_live_sessions)
-    workers = SessionWorkers()
+    workers = SessionWorkers(keep_idle=settings.max_live_sessions)  # ~0.3 GB each; a new one costs ~2 s of CPU
     max_body = int(settings.max_upload_mb * 1e6)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         jobs.start()
-        prewarm = asyncio.create_task(asyncio.to_thread(workers.prewarm))  # the first session starts sooner
+        prewarm = asyncio.create_task(asyncio.to_thread(workers.prewarm, 1))  # the first session starts sooner
         try:
             yield
         finally:

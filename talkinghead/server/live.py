@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import struct
+import subprocess
 import tempfile
 import threading
 import time
@@ -245,14 +246,16 @@ class SessionWorker:
     """Main-process handle of a worker process that runs live sessions one at a time."""
 
     def __init__(self):
-        import multiprocessing
+        import socket
+        import sys
+        from multiprocessing.connection import Connection
 
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
-        self._conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child,), name="talkinghead-live-worker",
-                                       daemon=True)
-        self.process.start()
-        child.close()
+        # a plain `python -m` child (not multiprocessing's spawn, which re-imports the caller's __main__)
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen([sys.executable, "-m", "talkinghead.server.live_worker", str(theirs.fileno())],
+                                        pass_fds=(theirs.fileno(),), env=dict(os.environ, GLOG_minloglevel="2"))
+        theirs.close()
+        self._conn = Connection(ours.detach())
         self._send_lock = threading.Lock()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()  # answers to "start"
         self._on_frame: Callable[[EncodedFrame], None] | None = None
@@ -264,7 +267,7 @@ class SessionWorker:
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
 
     def begin(self, image_bytes: bytes, config: GenerateConfig, image_format: str, quality: int,
               on_frame: Callable[[EncodedFrame], None], on_end: Callable[[BaseException | None], None],
@@ -299,9 +302,12 @@ class SessionWorker:
             self._send(("exit",))
         except OSError:
             pass
-        self.process.join(WORKER_STOP_TIMEOUT_S)
-        if self.process.is_alive():
+        try:
+            self.process.wait(WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        self._conn.close()
 
     def _send(self, message: tuple) -> None:
         with self._send_lock:
@@ -339,10 +345,10 @@ class SessionWorkers:
         self._lock = threading.Lock()
         self._closed = False
 
-    def prewarm(self) -> None:
-        """Start `keep_idle` workers now (call from a thread)."""
+    def prewarm(self, count: int = 1) -> None:
+        """Start up to `count` idle workers now (call from a thread)."""
         with self._lock:
-            missing = self.keep_idle - len(self._idle)
+            missing = min(count, self.keep_idle) - len(self._idle)
         for _ in range(max(missing, 0)):
             worker = SessionWorker()
             with self._lock:
@@ -384,8 +390,8 @@ class SessionWorkers:
             worker.close()
 
 
-def _worker_main(conn) -> None:
-    """Worker process: run sessions one at a time as the server asks (see SessionWorker)."""
+def worker_main(conn) -> None:
+    """Worker process (live_worker.py): run sessions one at a time as the server asks (see SessionWorker)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     single_threaded_blas()
     portraits = PortraitCache(capacity=2)

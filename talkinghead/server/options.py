@@ -59,7 +59,7 @@ class Option:
     maximum: float | None = None
     choices: tuple | None = None
     nullable: bool = False  # None (an empty field) is allowed and means "not set"
-    section: str = ""  # the config dataclass' docstring line, e.g. "The audio-driven motion source."
+    section: str = ""  # the nested config it belongs to ("motion", "render", ...; "" for GenerateConfig's own)
 
     @property
     def label(self) -> str:
@@ -151,20 +151,21 @@ def config_options(cls: type = GenerateConfig, instance: Any = None, prefix: str
     instance = instance if instance is not None else cls()
     hints = typing.get_type_hints(cls)
     helps = option_help(cls)
-    section = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-    found = []
+    section = prefix.rstrip(".")
+    found, nested = [], []
     for f in fields(cls):
         name = prefix + f.name
         value = getattr(instance, f.name)
         if name in HIDDEN_OPTIONS or VIDEO_ONLY_OPTIONS.search(name):
             continue
         if is_dataclass(value):
-            found.extend(config_options(type(value), value, name + "."))
+            nested.extend(config_options(type(value), value, name + "."))
             continue
         option = _option_for(name, hints.get(f.name), value, helps.get(f.name, ""))
         if option is not None:
             found.append(replace(option, section=section))
-    return found
+    return found + nested  # a config's own fields first, then its nested configs'
+
 
 
 def options_by_name() -> dict[str, Option]:

@@ -93,7 +93,7 @@ function buildOptions() {
     if (def.section !== section) {
       section = def.section;
       const heading = document.createElement("h3");
-      heading.textContent = section.replace(/\.$/, "").replace(/`/g, "");
+      heading.textContent = section ? section.charAt(0).toUpperCase() + section.slice(1).replace(/\./g, " › ") : "Output";
       more.appendChild(heading);
     }
     more.appendChild(optionControl(def));
