@@ -19,9 +19,8 @@ from .config import GenerateConfig
 from .errors import TalkingHeadError
 from .face import FaceObservation, find_portrait_face
 from .io import VideoWriter, load_audio, load_image, resize_long_side
-from .motion.audio_rules import RuleBasedAudioMotion
 from .motion.base import MotionSource
-from .motion.compose import build_motion_source
+from .motion.compose import audio_motion_source, build_motion_source
 from .motion.controls import Direction, check_controls
 from .motion.recorded import RecordedMotion
 from .motion.types import Motion
@@ -71,7 +70,7 @@ class Pipeline:
         self.portrait = portrait
         self.config = config
         self.renderer = Renderer(portrait.image, portrait.face, config.render)
-        self.motion_source = motion_source or RuleBasedAudioMotion(config.motion)
+        self.motion_source = motion_source or audio_motion_source(config.motion)
         self.motion_stack = build_motion_source(self.motion_source, config, driving, direction)
 
     @classmethod

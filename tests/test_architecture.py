@@ -130,7 +130,7 @@ def f():
 def test_known_edges_are_found():
     """Guards against a checker that silently sees nothing."""
     assert len(GRAPH) >= 15
-    assert {"talkinghead.render.renderer", "talkinghead.motion.audio_rules", "talkinghead.io"} <= GRAPH["talkinghead.pipeline"]
+    assert {"talkinghead.render.renderer", "talkinghead.motion.compose", "talkinghead.io"} <= GRAPH["talkinghead.pipeline"]
     assert "talkinghead.errors" in GRAPH["talkinghead.io"]
     assert "talkinghead.pipeline" in GRAPH["talkinghead.cli"]  # imported inside a function
     assert "talkinghead.cli" in GRAPH["talkinghead.__main__"]

@@ -9,6 +9,7 @@ EXAMPLES = """examples:
   talkinghead eval --data ../shared/data/real --out build/eval
   talkinghead eval --data clips/ --protocol self --clip interview1 --max-seconds 5
   talkinghead eval --data ../shared/data/real --variant default --variant calm:motion.mouth_amplitude=0.6
+  talkinghead eval --data ../shared/data/real --protocol self --variant "loo:motion.mouth=speech,motion.mouth_model=build/mouth/loo/{clip}.npz"
 """
 
 
@@ -26,7 +27,8 @@ def add_parser(subparsers) -> None:
                    help="self-reenactment, cross-identity or both (default: both)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME[:field=value,...]",
                    help="a generator setting to evaluate, e.g. 'calm:motion.mouth_amplitude=0.6'; repeat to compare "
-                        "settings side by side (default: one variant 'default' with the default settings)")
+                        "settings side by side (default: one variant 'default' with the default settings); "
+                        "'{clip}' in a text setting becomes the clip's name (leave-one-clip-out models)")
     p.add_argument("--clip", action="append", metavar="NAME", help="only these clips (repeatable)")
     p.add_argument("--portrait", action="append", metavar="NAME", help="only these portraits (repeatable)")
     p.add_argument("--speech", action="append", metavar="NAME", help="only these speech clips (repeatable)")

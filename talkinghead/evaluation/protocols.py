@@ -327,9 +327,24 @@ def generate_measured(pipeline: Pipeline, audio: np.ndarray, out: Path | None) -
         return measure_frames(pipeline.stream(pipeline.chunks(audio)), n, fps, writer)
 
 
-def with_fps(config: GenerateConfig, fps: float) -> GenerateConfig:
-    """The variant's config at the real clip's frame rate (so frame i of both is the same instant)."""
-    return replace(config, fps=int(round(fps)))
+CLIP_PLACEHOLDER = "{clip}"  # in a text setting, replaced by the clip's name (e.g. a leave-one-clip-out model)
+
+
+def _fill_clip(config, clip: str):
+    changes = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if is_dataclass(value):
+            changes[f.name] = _fill_clip(value, clip)
+        elif isinstance(value, str) and CLIP_PLACEHOLDER in value:
+            changes[f.name] = value.replace(CLIP_PLACEHOLDER, clip)
+    return replace(config, **changes)
+
+
+def for_clip(config: GenerateConfig, fps: float, clip: str) -> GenerateConfig:
+    """The variant's config at the real clip's frame rate (so frame i of both is the same instant), with
+    "{clip}" in text settings replaced by the clip's name."""
+    return replace(_fill_clip(config, clip), fps=int(round(fps)))
 
 
 def self_reenactment(clip: Path, variants: list[Variant], scorer: Scorer, out_dir: Path | None,
@@ -366,7 +381,7 @@ def self_reenactment(clip: Path, variants: list[Variant], scorer: Scorer, out_di
     samples = {REAL: real.samples, FROZEN: frozen.samples}
 
     for variant in variants:
-        pipeline = Pipeline.from_image(portrait_full, with_fps(variant.config, fps))
+        pipeline = Pipeline.from_image(portrait_full, for_clip(variant.config, fps, clip.stem))
         out = out_dir / "videos" / variant.name / f"{clip.stem}.mp4" if out_dir else None
         video = generate_measured(pipeline, audio, out)
         # the generated video starts from the first frame at output size (pixel figures compare with

@@ -10,15 +10,43 @@ motion through unchanged when every control is at its default.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..audio import AudioFeatures
-from ..config import GenerateConfig
+from ..config import GenerateConfig, MotionConfig
+from ..errors import TalkingHeadError
+from .audio_rules import RuleBasedAudioMotion
 from .base import MotionSource
 from .controls import ControlledMotion, ControlSchedule, Direction, check_controls, control_defaults
 from .mixer import MixedMotion
 from .types import Motion
 from .video_driven import DrivingMotion, VideoDrivenMotion
+
+MOUTH_SOURCES = ("speech", "loudness")
+
+
+def audio_motion_source(config: MotionConfig) -> MotionSource:
+    """The audio-driven source MotionConfig.mouth names: the learned speech model or the loudness rules."""
+    if config.mouth not in MOUTH_SOURCES:
+        raise TalkingHeadError(f"unknown mouth source '{config.mouth}': use one of {', '.join(MOUTH_SOURCES)}")
+    if config.mouth == "loudness":
+        return RuleBasedAudioMotion(config)
+    from .learned_mouth import LearnedMouthMotion, MouthModel
+
+    model = None
+    if config.mouth_model:
+        path = Path(config.mouth_model)
+        if not path.is_file():
+            raise TalkingHeadError(f"mouth model '{path}' does not exist: train one with scripts/train_mouth_model.py "
+                                   "or leave it empty for the bundled model")
+        try:
+            model = MouthModel.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise TalkingHeadError(f"mouth model '{path}' cannot be read ({exc}): retrain it") from None
+    return LearnedMouthMotion(config, model)
+
 
 AUDIO_MOUTH_GATE = 0.0  # the mouth gate's default (None) with separate speech: the audio drives the mouth
 
