@@ -2,6 +2,7 @@
 
     python benchmarks/bench_mouth_model.py                   # the bundled demo speech, 5 repeats
     python benchmarks/bench_mouth_model.py --repeats 9 --threads 1
+    python benchmarks/bench_mouth_model.py --end-to-end     # also the whole generate at 512 px, each source
 
 Times the streamed path the pipeline runs, in its 1 s chunks: audio.FeatureStream -> the motion
 source (LearnedMouthMotion: Whisper encoder stream, per-frame regression, gate, and the wrapped
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (0 = library default)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="also time the whole write (face, rig, motion, render, H.264) at 512 px with each source")
     args = parser.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -94,6 +97,26 @@ def main() -> None:
     print("| part | CPU s per s of audio | wall s per s of audio |\n|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['cpu_s_per_audio_s']:.4f} | {r['wall_s_per_audio_s']:.4f} |")
+    if args.end_to_end:
+        import tempfile
+
+        from talkinghead.pipeline import Pipeline
+
+        print("\n| portrait | source | end to end s (median) | real-time factor |\n|---|---|---|---|")
+        assets = ROOT / "talkinghead" / "assets"
+        for portrait in (assets / "astronaut.png", ROOT.parent / "shared" / "data" / "real" / "hallo_ref1.jpg"):
+            if not portrait.is_file():
+                continue
+            for name, make in (("rule-based", RuleBasedAudioMotion), ("learned", lambda: LearnedMouthMotion(model=model))):
+                times = []
+                with tempfile.TemporaryDirectory() as tmp:
+                    for _ in range(args.repeats):
+                        started = time.perf_counter()
+                        Pipeline.from_image(portrait, motion_source=make()).write(audio, Path(tmp) / "out.mp4")
+                        times.append(time.perf_counter() - started)
+                median = statistics.median(times)
+                results[f"end to end {portrait.stem} {name}"] = {"seconds": median, "realtime_factor": seconds / median}
+                print(f"| {portrait.name} | {name} | {median:.2f} | {seconds / median:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "latency_s": latency, **results}, indent=1))
 

@@ -56,11 +56,11 @@ def track_frames(frames, fps: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lms), np.array(bss)
 
 
-def source_for(system: str, clip: str | None):
-    """A fresh motion source: 'rules', 'learned' (held-out model of `clip`, or the committed one)."""
+def source_for(system: str, clip: str | None, loo_dir: Path = LOO_DIR):
+    """A fresh motion source: 'rules', 'learned' / 'learned-closed' (held-out model of `clip`, or the committed one)."""
     if system == "rules":
         return RuleBasedAudioMotion()
-    model = MouthModel.load(LOO_DIR / f"{clip}.npz") if clip else None
+    model = MouthModel.load(loo_dir / f"{clip}.npz") if clip else None
     return LearnedMouthMotion(model=model, silence_pose="closed" if system == "learned-closed" else "portrait")
 
 
@@ -71,7 +71,7 @@ def speech_stats(apertures: np.ndarray, voiced: np.ndarray) -> tuple[float, floa
     return float(speech.std()), float(np.percentile(speech, 95))
 
 
-def self_reenactment(path: Path, systems: list[str], size: int) -> list[dict]:
+def self_reenactment(path: Path, systems: list[str], size: int, loo_dir: Path = LOO_DIR) -> list[dict]:
     """Every system on one real clip, scored against the clip's own track."""
     track = track_video(path, cache_dir=Path("build/tracks"))
     fps = int(round(track.fps))
@@ -86,7 +86,7 @@ def self_reenactment(path: Path, systems: list[str], size: int) -> list[dict]:
     rows = [{"clip": path.stem, "system": "real", **_speech_row(real_ap, voiced)}]
     for system in systems:
         config = GenerateConfig(fps=fps, render=RenderConfig(size=size))
-        pipeline = Pipeline(prepare_portrait(first, size), config, motion_source=source_for(system, path.stem))
+        pipeline = Pipeline(prepare_portrait(first, size), config, motion_source=source_for(system, path.stem, loo_dir))
         started = time.perf_counter()
         frames = list(pipeline.stream(pipeline.chunks(audio)))
         seconds = time.perf_counter() - started
@@ -153,13 +153,15 @@ def main() -> None:
     parser.add_argument("--systems", default="rules,learned")
     parser.add_argument("--skip-cross", action="store_true")
     parser.add_argument("--cross-seconds", type=float, default=10.0)
+    parser.add_argument("--loo-dir", type=Path, default=LOO_DIR, help="held-out models (from train_mouth_model.py)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
     args = parser.parse_args()
     systems = args.systems.split(",")
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in sorted(args.data.glob("*.mp4")):
-        rows += self_reenactment(path, systems, args.size)
-    (OUT_DIR / "self.json").write_text(json.dumps(rows, indent=1))
+        rows += self_reenactment(path, systems, args.size, args.loo_dir)
+    (args.out / "self.json").write_text(json.dumps(rows, indent=1))
     keys = ["lipsync_r", "best_lag", "best_r", "jaw_open_r", "silence_rest_share", "longest_freeze_s",
             "aperture_speech_std", "aperture_speech_p95"]
     text = "## self-reenactment\n\n" + table(rows, keys, ["clip", "system"])
@@ -168,11 +170,11 @@ def main() -> None:
         for portrait in CROSS_PORTRAITS:
             for speech in sorted(args.data.glob("*.wav")):
                 cross += cross_identity(args.data / portrait, speech, systems, args.size, args.cross_seconds)
-        (OUT_DIR / "cross.json").write_text(json.dumps(cross, indent=1))
+        (args.out / "cross.json").write_text(json.dumps(cross, indent=1))
         text += "\n\n## cross-identity\n\n" + table(cross, ["silence_rest_share", "longest_freeze_s", "aperture_speech_std",
                                                             "aperture_speech_p95", "face_found"],
                                                      ["portrait", "speech", "system"])
-    (OUT_DIR / "tables.md").write_text(text + "\n")
+    (args.out / "tables.md").write_text(text + "\n")
     print(text)
 
 

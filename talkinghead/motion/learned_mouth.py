@@ -1,19 +1,20 @@
-"""Learned mouth motion from speech: Whisper encoder features -> lip opening and width -> jaw and lip coefficients.
+"""Learned mouth motion from speech: Whisper encoder features -> lip gap and width -> jaw and lip coefficients.
 
-    speech (AudioFeatures.samples) -> speech_encoder.SpeechFeatureStream (Whisper tiny.en layer, 50 Hz,
-    sampled at each video frame and a few context offsets) -> ridge regression (trained on real
-    talking clips by scripts/train_mouth_model.py) -> per frame: opening and width, each in units of
-    the training speakers' own spread -> inner-lip gap and mouth width in inter-ocular distances
-    -> blendshape deltas along two poses fitted on the same clips (what MediaPipe's coefficients do
-    while real lips open, and while they widen), scaled so the expression basis reproduces the gap
-    and the width -> added to the portrait's closed rest pose.
+    speech (AudioFeatures.samples) -> speech_encoder.SpeechFeatureStream (Whisper tiny.en layer 3,
+    streamed, sampled at each video frame and +-120 ms around it) -> ridge regression trained on real
+    talking clips (scripts/train_mouth_model.py) -> per frame: gap, width, speech
+    -> gap and width in inter-ocular distances (IOD; a calibrated scale and offset)
+    -> blendshape changes along two poses fitted on the same clips (what MediaPipe's coefficients do
+       while real lips open, and while they widen), scaled so the expression basis renders that gap
+       and width -> added to the closed rest pose (the rule-based source's).
 
-A voice gate brings the mouth to the closed rest pose in silence: open where the energy detector
-(audio_rules.EnergyVoiceActivity) hears sound within [-1, +2] frames AND the model's third output
-(speech vs non-speech, learned from WebRTC VAD labels of the training clips) says speech within one
-frame: the energy detector alone opens the mouth for breaths, laughter and background noise. Blinks, gaze, head motion and brows come
-from the wrapped RuleBasedAudioMotion unchanged. Output is identical for any chunking of the audio
-and deterministic (no randomness in the mouth).
+Voice gate: the mouth goes back to its silence pose (the portrait's own expression by default) over
+pauses of at least MIN_REST_FRAMES where the energy detector (audio_rules.EnergyVoiceActivity) hears
+nothing within [-GATE_AFTER, +GATE_BEFORE] frames or the model's speech output (learned from WebRTC
+VAD labels of the training audio) stays below SPEECH_THRESHOLD within SPEECH_WINDOW frames; shorter
+pauses are bridged (real mouths keep moving through them). Blinks, gaze, head motion and brows come
+from the wrapped RuleBasedAudioMotion, unchanged. The output is identical for any chunking of the
+audio and deterministic. Figures: docs/lip_sync_approaches.md.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class MouthModel:
     """A trained regression and everything needed to run it (the npz carries its own config).
 
     mean, scale: (F,) float32 feature standardisation; weights: (F, K) float32; bias: (K,) float32,
-    K = len(config["outputs"]). config: feature layer, stream grid, context offsets, output scales
-    (inter-ocular distances per unit), the two poses ({coefficient name: delta per IOD}), smoothing.
+    K = len(config["outputs"]). config: feature layer, stream grid, context offsets (seconds), output
+    scales and offsets (IOD per unit, IOD), the two poses ({coefficient name: change per IOD}),
+    smoothing taps, and what it was trained on (clips, held-out figures).
     """
 
     mean: np.ndarray
@@ -134,13 +136,16 @@ class LearnedMouthMotion:
             if "speech" in self.model.config["outputs"] else None
         self._ahead = max(len(self._smooth) // 2, SPEECH_WINDOW if self._speech_column is not None else 0)
         self._offsets = self.model.config.get("offsets", {})  # IOD added to each output's scaled value
-        self.lookahead = 0
+        self.lookahead = 0  # set by start(): frames held back (informational; decided by the audio's arrival)
 
     @property
     def latency_s(self) -> float:
-        """Audio (seconds) needed past a frame's time before it is decided."""
-        frames = max(len(self._smooth) // 2, MIN_REST_FRAMES - 1 + max(GATE_BEFORE, SPEECH_WINDOW))
-        return self.model.grid.latency_s + max(self.model.offsets_s) + 0.02 + frames / getattr(self, "fps", 25.0)
+        """Audio (seconds) needed past a frame's centre before the frame is decided: the encoder's
+        latency, the context taps, one encoder frame for interpolation, and the frames of look-ahead
+        for smoothing and for telling a pause from a gap (at 25 fps by default: 0.91 s)."""
+        speech_frames = SPEECH_WINDOW if self._speech_column is not None else 0
+        frames = max(len(self._smooth) // 2, MIN_REST_FRAMES - 1 + speech_frames)
+        return self.model.grid.latency_s + max(self.model.offsets_s) + 1 / 50 + frames / getattr(self, "fps", 25.0)
 
     def start(self, rest_expression: np.ndarray, fps: float) -> None:
         """Reset for a new clip of a portrait whose own scores are `rest_expression` (52,)."""
@@ -212,7 +217,8 @@ class LearnedMouthMotion:
         (at the end, what lies past the audio is silence)."""
         loud_end = self._loud_start + len(self._loud)
         outputs_end = self._outputs_start + len(self._outputs)
-        end = min(loud_end, outputs_end) if final else min(loud_end - GATE_BEFORE, outputs_end - SPEECH_WINDOW)
+        speech_frames = SPEECH_WINDOW if self._speech_column is not None else 0
+        end = min(loud_end, outputs_end) if final else min(loud_end - GATE_BEFORE, outputs_end - speech_frames)
         for i in range(self._flags_start + len(self._flags), end):
             lo = max(self._loud_start, i - GATE_AFTER)
             voiced = any(self._loud[lo - self._loud_start:i + GATE_BEFORE + 1 - self._loud_start])
