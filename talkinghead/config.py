@@ -23,7 +23,7 @@ class MotionConfig:
     mouth_amplitude: float = 1.0  # scale of jaw and lip motion
     gaze_saccades: bool = True  # small eye movements around the camera direction
     lookahead_frames: int = 2  # frames of future audio used for anticipation (latency in streaming)
-    mouth: str = "loudness"  # mouth motion from: "speech" (learned, Whisper encoder) or "loudness" (rules)
+    mouth: str = "speech"  # mouth motion from: "speech" (learned, Whisper encoder; 0.9 s latency live) or "loudness" (rules)
     mouth_model: str = ""  # a trained mouth model (.npz from scripts/train_mouth_model.py); empty: the bundled one
 
 

@@ -48,6 +48,18 @@ def prepare_portrait(image: np.ndarray, size: int, name: str = "portrait") -> Po
     return Portrait(resized, find_portrait_face(resized, name, downscale))
 
 
+def decision_delay_seconds(config: GenerateConfig) -> float:
+    """Audio needed past a frame's centre before the frame is decided (the streaming latency that the
+    motion source adds): the learned mouth's encoder latency, or the feature window plus look-ahead."""
+    from .audio import WINDOW_FRAMES
+
+    source = audio_motion_source(config.motion)
+    latency = getattr(source, "latency_s", None)
+    if latency is not None:
+        return float(latency)
+    return (WINDOW_FRAMES / 2 + max(config.motion.lookahead_frames, 0)) / config.fps
+
+
 def check_audio(audio: np.ndarray, name: str = "audio") -> None:
     """Reject empty, silent or absurdly long audio with a clear message."""
     if audio.size == 0:

@@ -29,9 +29,9 @@ from PIL import Image  # noqa: E402
 from talkinghead.audio import SAMPLE_RATE, frame_count  # noqa: E402
 from talkinghead.config import GenerateConfig, MotionConfig  # noqa: E402
 from talkinghead.server.background import BackgroundServer  # noqa: E402
-from talkinghead.server.live import (END_OF_AUDIO, FRAME_HEADER, LiveSession, decision_delay_seconds,  # noqa: E402
+from talkinghead.server.live import (LIVE_DEFAULTS, END_OF_AUDIO, FRAME_HEADER, LiveSession, decision_delay_seconds,  # noqa: E402
                                      encode_frame)
-from talkinghead.server.options import OptionError, build_config, config_options, parse_options  # noqa: E402
+from talkinghead.server.options import HIDDEN_OPTIONS, OptionError, build_config, config_options, parse_options  # noqa: E402
 from talkinghead.server.settings import ServerSettings  # noqa: E402
 
 JOB_WAIT_S = 180
@@ -111,7 +111,9 @@ def test_options_cover_every_scalar_config_field_with_its_default():
     motion = MotionConfig()
     for f in fields(MotionConfig):
         value = getattr(motion, f.name)
-        if isinstance(value, (bool, int, float, str)):
+        if f"motion.{f.name}" in HIDDEN_OPTIONS:
+            assert f"motion.{f.name}" not in names
+        elif isinstance(value, (bool, int, float, str)):
             assert names[f"motion.{f.name}"].default == value
     for required in ("motion.seed", "motion.blink_rate", "motion.head_amplitude", "motion.mouth_amplitude",
                      "motion.lookahead_frames"):
@@ -338,8 +340,20 @@ def run_session(pipeline, audio: np.ndarray, chunk: int = CHUNK):
     return frames
 
 
-def test_live_session_frames_are_the_offline_frames(astronaut_pipeline, astronaut_frames, demo_audio):
-    frames = run_session(astronaut_pipeline, np.array(demo_audio), chunk=480)
+@pytest.fixture(scope="module")
+def live_pipeline(astronaut_pipeline_with):
+    """The astronaut with the live defaults (live.LIVE_DEFAULTS: the low-latency loudness mouth)."""
+    return astronaut_pipeline_with(mouth=LIVE_DEFAULTS.motion.mouth)
+
+
+@pytest.fixture(scope="module")
+def astronaut_frames(live_pipeline, demo_audio):
+    """The offline frames of the demo speech with the live defaults (what a live session must send)."""
+    return list(live_pipeline.stream(live_pipeline.chunks(demo_audio)))
+
+
+def test_live_session_frames_are_the_offline_frames(live_pipeline, astronaut_frames, demo_audio):
+    frames = run_session(live_pipeline, np.array(demo_audio), chunk=480)
     assert [f.index for f in frames] == list(range(len(astronaut_frames)))
     for live_frame, offline in zip(frames, astronaut_frames):
         assert live_frame.data == encode_frame(offline)  # the same pixels, hence the same JPEG bytes
@@ -349,7 +363,7 @@ def test_live_session_frames_are_the_offline_frames(astronaut_pipeline, astronau
 
 @pytest.mark.parametrize("lookahead", [0, 2])
 def test_look_ahead_sets_which_chunk_decides_the_first_frame(astronaut_pipeline_with, demo_audio, lookahead):
-    pipeline = astronaut_pipeline_with(lookahead_frames=lookahead)
+    pipeline = astronaut_pipeline_with(lookahead_frames=lookahead, mouth=LIVE_DEFAULTS.motion.mouth)
     frames = run_session(pipeline, np.array(demo_audio[: SAMPLE_RATE]))
     delay = decision_delay_seconds(pipeline.config)
     assert delay == pytest.approx((1 + lookahead) / 25)

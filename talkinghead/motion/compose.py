@@ -45,7 +45,8 @@ def audio_motion_source(config: MotionConfig) -> MotionSource:
             model = MouthModel.load(path)
         except (OSError, ValueError, KeyError) as exc:
             raise TalkingHeadError(f"mouth model '{path}' cannot be read ({exc}): retrain it") from None
-    return LearnedMouthMotion(config, model)
+    # in silence the mouth closes (the rule-based closed pose), whatever the portrait's own lips do
+    return LearnedMouthMotion(config, model, silence_pose="closed")
 
 
 AUDIO_MOUTH_GATE = 0.0  # the mouth gate's default (None) with separate speech: the audio drives the mouth

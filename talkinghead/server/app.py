@@ -37,7 +37,7 @@ from ..io import load_audio, load_image
 from ..pipeline import check_audio
 from .jobs import JobLimits, JobStore, QueueFull
 from .live import (AUDIO_FORMATS, DEFAULT_QUALITY, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, EncodedFrame,
-                   SessionWorker, SessionWorkers, decision_delay_seconds, decode_pcm, single_threaded_blas)
+                   LIVE_DEFAULTS, SessionWorker, SessionWorkers, decision_delay_seconds, decode_pcm, single_threaded_blas)
 from .options import OptionError, build_config, config_options, parse_options
 from .settings import ServerSettings
 from .worker import AUDIO_FILE, PORTRAIT_FILE, tts_available
@@ -386,7 +386,8 @@ def _start_request(message: dict, settings: ServerSettings) -> tuple[GenerateCon
     if not isinstance(start, dict) or start.get("type") != "start":
         raise _BadInput('the first message must be {"type": "start", ...}')
     try:
-        config = build_config(start.get("options") or {}, {"render.size": (64, settings.live_max_size)})
+        config = build_config(start.get("options") or {}, {"render.size": (64, settings.live_max_size)},
+                              base=LIVE_DEFAULTS)
     except OptionError as exc:
         raise _BadInput(str(exc)) from None
     stream = {"audio_format": start.get("audio_format", "f32"), "image_format": start.get("image_format", "jpeg"),

@@ -26,18 +26,19 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from ..audio import SAMPLE_RATE, WINDOW_FRAMES
-from ..config import GenerateConfig
+from ..audio import SAMPLE_RATE
+from ..config import GenerateConfig, MotionConfig
 from ..errors import TalkingHeadError
 from ..io import load_image
 from ..pipeline import Pipeline, Portrait, prepare_portrait
+from ..pipeline import decision_delay_seconds as pipeline_decision_delay
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,14 @@ def single_threaded_blas() -> None:
     threadpool_limits(1, user_api="blas")  # the libraries already loaded
 
 
+# Live sessions default to the loudness-driven mouth: it decides a frame 120 ms after its audio, where
+# the learned speech mouth needs 0.9 s. A client may still ask for motion.mouth = "speech".
+LIVE_DEFAULTS = replace(GenerateConfig(), motion=replace(MotionConfig(), mouth="loudness"))
+
+
 def decision_delay_seconds(config: GenerateConfig) -> float:
-    """Audio needed past a frame's centre before it is decided: (WINDOW_FRAMES / 2 + look-ahead) / fps."""
-    return (WINDOW_FRAMES / 2 + max(config.motion.lookahead_frames, 0)) / config.fps
+    """Audio needed past a frame's centre before it is decided (pipeline.decision_delay_seconds)."""
+    return pipeline_decision_delay(config)
 
 
 def decode_pcm(data: bytes, audio_format: str) -> np.ndarray:

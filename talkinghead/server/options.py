@@ -35,7 +35,8 @@ SUFFIX_BOUNDS: dict[str, tuple[float, float]] = {"_gate": (0, 1), "_amplitude": 
 GENERIC_FLOAT_BOUND = 1000.0  # |value| limit of a float option not listed above
 GENERIC_INT_BOUND = 2**31 - 1
 MAX_TEXT_OPTION_CHARS = 100
-HIDDEN_OPTIONS = frozenset({"chunk_seconds"})  # internal processing detail, not a user choice
+# internal processing detail; a file path (requests never name files on the server's disk)
+HIDDEN_OPTIONS = frozenset({"chunk_seconds", "motion.mouth_model"})
 # Options that only act with a driving video, which the server does not take.
 VIDEO_ONLY_OPTIONS = re.compile(r"(_gate|video_amplitude|^mix\.reference)$")
 # Shown first in the page, in this order; the rest follow in config order.
