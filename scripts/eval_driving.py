@@ -32,32 +32,7 @@ from talkinghead.tracking import track_video  # noqa: E402
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 FPS = 25
 MIN_FACE_PX = 160  # portraits are rendered at 512 px, or larger (up to the clip's own size) so the face is this wide
-BLINK_ON, BLINK_OFF = 0.5, 0.25  # blink event thresholds, shares of the eyeBlink score's range
-BLINK_MIN_RANGE = 0.1  # a score series that varies less has no blinks
 CROP_FACE_WIDTHS = 1.5  # re-tracking looks at a box this many face widths around the face (small faces)
-
-
-def count_blinks(score: np.ndarray) -> int:
-    """Blink events in a (T,) eyeBlink score series, the same rule for driver and output: the score
-    rises above its median + BLINK_ON of its range (median to 99th percentile) and falls back below
-    median + BLINK_OFF of it (hysteresis); a series whose range is under BLINK_MIN_RANGE has none."""
-    s = np.nan_to_num(score, nan=float(np.nanmedian(score)))
-    level = float(np.median(s))
-    span = float(np.percentile(s, 99)) - level
-    if span < BLINK_MIN_RANGE:
-        return 0
-    count, closed = 0, False
-    for x in s:
-        if not closed and x > level + BLINK_ON * span:
-            count, closed = count + 1, True
-        elif closed and x < level + BLINK_OFF * span:
-            closed = False
-    return count
-
-
-def blink_score(blendshapes: np.ndarray) -> np.ndarray:
-    """(T,) mean eyeBlink score of both eyes."""
-    return blendshapes[:, [L.BLENDSHAPE_INDEX[n] for n in L.BLINK_COEFFS]].mean(1)
 
 
 def retrack(frames: list[np.ndarray], box: tuple[float, float, float, float],
@@ -96,14 +71,14 @@ def evaluate_clip(clip: Path, out_dir: Path) -> dict:
     frames = list(read_video_frames(out))
     landmarks, scores = retrack(frames, portrait.face.box, FPS)
     times = np.arange(len(frames)) / FPS
-    out_ap, out_blink = measure.mouth_aperture(landmarks), blink_score(scores)
+    out_ap, out_blink = measure.mouth_aperture(landmarks), measure.blink_score(scores)
     drv_ap = at_times(measure.mouth_aperture(track.landmarks), track.fps, times)
-    drv_blink = at_times(blink_score(track.blendshapes), track.fps, times)
+    drv_blink = at_times(measure.blink_score(track.blendshapes), track.fps, times)
     ok = np.isfinite(out_ap)
     row = {"clip": clip.name, "size": size, "frames": result.frames, "found": float(ok.mean()),
            "aperture_corr": float(np.corrcoef(out_ap[ok], drv_ap[ok])[0, 1]),
            "aperture_slope": float(np.polyfit(drv_ap[ok], out_ap[ok], 1)[0]),
-           "blinks_driver": count_blinks(drv_blink), "blinks_output": count_blinks(out_blink)}
+           "blinks_driver": measure.count_blinks(drv_blink), "blinks_output": measure.count_blinks(out_blink)}
     _sheet(clip, frames, out_dir / f"self_{clip.stem}.jpg")
     return row
 

@@ -42,3 +42,30 @@ def eye_opening(landmarks: np.ndarray) -> np.ndarray:
         mid_upper, mid_lower = upper[len(upper) // 2], lower[len(lower) // 2]
         gaps.append(np.linalg.norm(lm[..., mid_upper, :2] - lm[..., mid_lower, :2], axis=-1))
     return (gaps[0] + gaps[1]) / 2 / interocular(lm)
+
+
+BLINK_ON, BLINK_OFF = 0.5, 0.25  # blink event thresholds, shares of the eyeBlink score's range
+BLINK_MIN_RANGE = 0.1  # a score series that varies less than this has no blinks
+
+
+def blink_score(blendshapes: np.ndarray) -> np.ndarray:
+    """(T,) mean eyeBlink score of both eyes from (T, 52) blendshape scores."""
+    return np.asarray(blendshapes)[:, [L.BLENDSHAPE_INDEX[n] for n in L.BLINK_COEFFS]].mean(1)
+
+
+def count_blinks(score: np.ndarray) -> int:
+    """Blink events in a (T,) eyeBlink score series, the same rule for any video: the score rises above
+    its median + BLINK_ON of its range (median to 99th percentile) and falls back below median +
+    BLINK_OFF of it (hysteresis); a series whose range is under BLINK_MIN_RANGE has none."""
+    s = np.nan_to_num(score, nan=float(np.nanmedian(score)))
+    level = float(np.median(s))
+    span = float(np.percentile(s, 99)) - level
+    if span < BLINK_MIN_RANGE:
+        return 0
+    count, closed = 0, False
+    for x in s:
+        if not closed and x > level + BLINK_ON * span:
+            count, closed = count + 1, True
+        elif closed and x < level + BLINK_OFF * span:
+            closed = False
+    return count

@@ -38,34 +38,11 @@ GATE_SECONDS = 3.2  # 4 of the driver's blinks, 1 of the audio source's
 REAL_CLIPS = ("latentsync_demo1.mp4", "latentsync_demo2.mp4", "pcavs_vox_00373.mp4", "pcavs_vox_00473.mp4",
               "pcavs_vox_620900105.mp4", "retalking_face1.mp4", "retalking_face2.mp4", "retalking_face4.mp4",
               "retalking_face5.mp4")
-BLINK_ON, BLINK_OFF, BLINK_MIN_RANGE = 0.5, 0.25, 0.1  # as scripts/eval_driving.py
 
 
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-
-
-def count_blinks(score: np.ndarray) -> int:
-    """Blink events in a (T,) eyeBlink score series, the same rule for driver and output: the score
-    rises above its median + BLINK_ON of its range (median to 99th percentile) and falls back below
-    median + BLINK_OFF of it (hysteresis); a series whose range is under BLINK_MIN_RANGE has none."""
-    s = np.nan_to_num(score, nan=float(np.nanmedian(score)))
-    level = float(np.median(s))
-    span = float(np.percentile(s, 99)) - level
-    if span < BLINK_MIN_RANGE:
-        return 0
-    count, closed = 0, False
-    for x in s:
-        if not closed and x > level + BLINK_ON * span:
-            count, closed = count + 1, True
-        elif closed and x < level + BLINK_OFF * span:
-            closed = False
-    return count
-
-
-def blink_score(blendshapes: np.ndarray) -> np.ndarray:
-    return blendshapes[:, [L.BLENDSHAPE_INDEX[n] for n in L.BLINK_COEFFS]].mean(1)
 
 
 def retrack(frames, fps: float = FPS, box=None) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +58,7 @@ def retrack(frames, fps: float = FPS, box=None) -> tuple[np.ndarray, np.ndarray]
         for i, frame in enumerate(frames):
             faces = landmarker.detect(np.ascontiguousarray(frame[crop]), timestamp_ms=int(round(i * 1000 / fps)))
             apertures.append(measure.mouth_aperture(faces[0].landmarks) if faces else np.nan)
-            blinks.append(blink_score(faces[0].blendshapes[None])[0] if faces else np.nan)
+            blinks.append(measure.blink_score(faces[0].blendshapes[None])[0] if faces else np.nan)
     return np.array(apertures), np.array(blinks)
 
 
@@ -122,9 +99,9 @@ def self_driving(clip: Path, track, out: Path, size: int | None = None) -> dict:
     result = talkinghead.generate(first, None, out, GenerateConfig(render=RenderConfig(size=size)), driving=clip)
     aperture, blinks = retrack(list(read_video_frames(out)), box=box)
     driver_aperture = at_times(measure.mouth_aperture(track.landmarks), track.fps, len(aperture))
-    driver_blinks = at_times(blink_score(track.blendshapes), track.fps, len(aperture))
+    driver_blinks = at_times(measure.blink_score(track.blendshapes), track.fps, len(aperture))
     return {"result": result, "aperture_corr": corr(aperture, driver_aperture),
-            "blinks": (count_blinks(driver_blinks), count_blinks(blinks)), "found": float(np.isfinite(aperture).mean())}
+            "blinks": (measure.count_blinks(driver_blinks), measure.count_blinks(blinks)), "found": float(np.isfinite(aperture).mean())}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,7 +250,7 @@ def gate_runs(real_pipeline, real_file, track_of):
     audio_blinks.start(real_pipeline.portrait.face.blendshapes, FPS)
     schedule = np.array([audio_blinks._blinks.closure(i / FPS) for i in range(n)])
     return {"runs": runs, "loudness": loudness, "driver_aperture": at_times(measure.mouth_aperture(track.landmarks), track.fps, n),
-            "driver_blinks": at_times(blink_score(track.blendshapes), track.fps, n), "audio_blinks": schedule}
+            "driver_blinks": at_times(measure.blink_score(track.blendshapes), track.fps, n), "audio_blinks": schedule}
 
 
 def test_mouth_from_audio_keeps_the_lip_sync(gate_runs):
@@ -297,9 +274,9 @@ def test_eyes_follow_the_gate(gate_runs):
     """Measured: 4 blinks with eyes from video (driver 4), 0 with eyes from audio (audio source's schedule 1)."""
     runs, driver, audio = gate_runs["runs"], gate_runs["driver_blinks"], gate_runs["audio_blinks"]
     video_eyes, audio_eyes = runs["mouth audio, eyes video"][1], runs["mouth video, eyes audio"][1]
-    assert count_blinks(driver) != count_blinks(audio)  # the two blink tracks are told apart
-    assert abs(count_blinks(video_eyes) - count_blinks(driver)) <= 1
-    assert abs(count_blinks(audio_eyes) - count_blinks(audio)) <= 1
+    assert measure.count_blinks(driver) != measure.count_blinks(audio)  # the two blink tracks are told apart
+    assert abs(measure.count_blinks(video_eyes) - measure.count_blinks(driver)) <= 1
+    assert abs(measure.count_blinks(audio_eyes) - measure.count_blinks(audio)) <= 1
     assert corr(video_eyes, driver) > corr(audio_eyes, driver) + 0.15
     assert corr(audio_eyes, audio) > corr(video_eyes, audio) + 0.15
 
