@@ -18,7 +18,7 @@ from talkinghead.evaluation.protocols import (FROZEN, REAL, Scorer, Variant, par
                                               summarize)
 from talkinghead.evaluation.voice import voiced_frames
 from talkinghead.face import euler_to_rotation
-from talkinghead.io import load_audio, load_image, read_video_frames, resize_long_side
+from talkinghead.io import load_audio, read_video_frames
 from talkinghead.measure import mouth_aperture
 from talkinghead.tracking import track_video
 

@@ -17,8 +17,10 @@ from talkinghead.audio import SAMPLE_RATE, FeatureStream, extract_features, fram
 from talkinghead.config import GenerateConfig, RenderConfig
 from talkinghead.face import FaceLandmarker
 from talkinghead.io import load_audio, load_image, probe_video, read_video_frames
+from talkinghead.measure import mouth_aperture
 from talkinghead.motion.types import HEAD_FIELDS, Motion
 from talkinghead.pipeline import decision_delay_seconds
+from motion_checks import assert_motion_equal
 
 SR = SAMPLE_RATE
 FPS = GenerateConfig().fps
@@ -27,14 +29,6 @@ FPS = GenerateConfig().fps
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-
-
-def mouth_aperture(landmarks: np.ndarray) -> float:
-    """Inner-lip gap (mid upper to mid lower inner lip) over the inter-ocular distance."""
-    lm = landmarks[:, :2].astype(np.float64)
-    gap = np.linalg.norm(lm[L.LIP_LOWER_INNER_MID] - lm[L.LIP_UPPER_INNER_MID])
-    iod = np.linalg.norm(lm[L.EYE_LEFT_OUTER_CORNER] - lm[L.EYE_RIGHT_OUTER_CORNER])
-    return float(gap / iod)
 
 
 def track_apertures(frames, fps: float = FPS) -> np.ndarray:
@@ -90,13 +84,6 @@ def speech_silence_speech(demo_audio: np.ndarray, silence_s: float = 1.5) -> np.
 
 def motion_of(pipeline, chunks) -> Motion:
     return Motion.concat(list(pipeline.stream_motion(chunks)))
-
-
-def assert_motion_equal(a: Motion, b: Motion) -> None:
-    assert len(a) == len(b)
-    np.testing.assert_array_equal(a.expression, b.expression)
-    np.testing.assert_array_equal(a.head, b.head)
-    np.testing.assert_array_equal(a.gaze, b.gaze)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from talkinghead.motion.audio_rules import MOUTH_OPENING_COEFFS, RuleBasedAudioM
 from talkinghead.motion.learned_mouth import (GATE_BEFORE, LearnedMouthMotion, MouthModel, load_default_model,
                                               pose_vector)
 from talkinghead.motion.types import Motion
+from motion_checks import assert_motion_equal
 
 from test_motion import rest_expression, speech_like, voice  # noqa: E402  (tests/ is on sys.path)
 
@@ -98,13 +99,6 @@ def run(source, audio: np.ndarray, pieces: list[int] | None = None, rest=None, f
     out.append(source.push(stream.flush()))
     out.append(source.flush())
     return Motion.concat(out)
-
-
-def assert_motion_equal(a: Motion, b: Motion) -> None:
-    assert len(a) == len(b)
-    np.testing.assert_array_equal(a.expression, b.expression)
-    np.testing.assert_array_equal(a.head, b.head)
-    np.testing.assert_array_equal(a.gaze, b.gaze)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from talkinghead.audio import SAMPLE_RATE, AudioFeatures, extract_features, fram
 from talkinghead.config import MotionConfig
 from talkinghead.motion.audio_rules import JAW_REST_MAX, MOUTH_OPENING_COEFFS, RuleBasedAudioMotion
 from talkinghead.motion.types import HEAD_FIELDS, N_HEAD, Motion
+from motion_checks import assert_motion_equal
 
 SR = SAMPLE_RATE
 FPS = 25
@@ -88,13 +89,6 @@ def push_all(src, features: AudioFeatures, pieces: list[int] | None = None) -> M
 
 def _slice(f: AudioFeatures, a: int, b: int) -> AudioFeatures:
     return AudioFeatures(f.loudness_db[a:b], f.bands[a:b], f.centroid_hz[a:b])
-
-
-def assert_motion_equal(a: Motion, b: Motion) -> None:
-    assert len(a) == len(b)
-    np.testing.assert_array_equal(a.expression, b.expression)
-    np.testing.assert_array_equal(a.head, b.head)
-    np.testing.assert_array_equal(a.gaze, b.gaze)
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -88,11 +88,6 @@ def parse_variant(text: str) -> Variant:
     return Variant(name, config)
 
 
-def describe(config) -> dict:
-    """A GenerateConfig as plain JSON-able values."""
-    return asdict(config)
-
-
 # ------------------------------------------------------------------------------------------------
 # inputs
 # ------------------------------------------------------------------------------------------------
@@ -101,13 +96,6 @@ def describe(config) -> dict:
 def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """Files of those kinds in `folder` (not recursive), sorted by name."""
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in suffixes)
-
-
-def first_frame(path: Path) -> np.ndarray:
-    """The first decoded frame of a video, (H, W, 3) uint8 RGB."""
-    for frame in read_video_frames(path):
-        return frame
-    raise TalkingHeadError(f"'{path}' has no video frames")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -434,13 +422,10 @@ def summarize(rows: list[dict], group: str = "system") -> dict[str, dict[str, fl
         mine = [r for r in rows if r[group] == system]
         means = {}
         for key, value in mine[0].items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) or isinstance(value, bool):
+            if isinstance(value, (int, float)):  # bools too: their mean is a share
                 values = np.array([float(r[key]) for r in mine if r.get(key) is not None], np.float64)
                 values = values[np.isfinite(values)]
                 means[key] = float(values.mean()) if len(values) else float("nan")
         means["runs"] = len(mine)
         out[system] = means
     return out
-
-
-ProgressFn = Callable[[str], None]

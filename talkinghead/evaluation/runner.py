@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import TalkingHeadError
 from . import protocols, report
 from .protocols import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Scorer, Variant, files_in
-
-log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkinghead" / "tracks"
 
@@ -29,6 +27,13 @@ def _select(paths: list[Path], names: list[str] | None, kind: str, folder: Path)
                                    f"choose from {', '.join(p.name for p in paths) or 'none'}")
         chosen += match
     return chosen
+
+
+def _with_figures(result: protocols.ClipResult, out_dir: Path) -> list[dict]:
+    """Write one clip's aperture plot and contact sheet; its rows for the report."""
+    report.plot_apertures(out_dir / "plots" / f"{result.name}.png", result)
+    report.contact_sheet(out_dir / "sheets" / f"{result.name}.png", result)
+    return result.rows
 
 
 def evaluate(data: Path, out_dir: Path, variants: list[Variant], protocol: str = "both",
@@ -53,7 +58,7 @@ def evaluate(data: Path, out_dir: Path, variants: list[Variant], protocol: str =
     result: dict = {
         "command": "talkinghead " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "",
         "data": str(data),
-        "variants": {v.name: protocols.describe(v.config) for v in variants},
+        "variants": {v.name: asdict(v.config) for v in variants},
         "identity_metric": scorer.identity is not None,
     }
     started = time.perf_counter()
@@ -65,10 +70,8 @@ def evaluate(data: Path, out_dir: Path, variants: list[Variant], protocol: str =
             raise TalkingHeadError(f"no talking clips ({', '.join(VIDEO_SUFFIXES)}) in {data}")
         rows = []
         for clip in tqdm(chosen, desc="self-reenactment", unit="clip", disable=quiet):
-            res = protocols.self_reenactment(clip, variants, scorer, videos_dir, cache_dir, max_seconds)
-            rows += res.rows
-            report.plot_apertures(out_dir / "plots" / f"{res.name}.png", res)
-            report.contact_sheet(out_dir / "sheets" / f"{res.name}.png", res)
+            rows += _with_figures(protocols.self_reenactment(clip, variants, scorer, videos_dir, cache_dir, max_seconds),
+                                  out_dir)
         if chosen:
             result["self_reenactment"] = {"rows": rows, "summary": protocols.summarize(rows)}
 
@@ -81,10 +84,8 @@ def evaluate(data: Path, out_dir: Path, variants: list[Variant], protocol: str =
         rows = []
         pairs = [(i, s) for i in images for s in sounds]
         for image, sound in tqdm(pairs, desc="cross-identity", unit="run", disable=quiet):
-            res = protocols.cross_identity(image, sound, variants, scorer, videos_dir, max_seconds)
-            rows += res.rows
-            report.plot_apertures(out_dir / "plots" / f"{res.name}.png", res)
-            report.contact_sheet(out_dir / "sheets" / f"{res.name}.png", res)
+            rows += _with_figures(protocols.cross_identity(image, sound, variants, scorer, videos_dir, max_seconds),
+                                  out_dir)
         if pairs:
             result["cross_identity"] = {"rows": rows, "summary": protocols.summarize(rows)}
 
