@@ -336,8 +336,10 @@ async function startLive() {
   socket.onopen = async () => {
     socket.send(JSON.stringify({type: "start", options: state.values, audio_format: "s16",
                                 sample_rate: SAMPLE_RATE, image_format: "jpeg", quality: 80}));
-    socket.send(await state.portrait.arrayBuffer());
+    // set before the await: a "busy" answer may arrive meanwhile, and must not be overwritten
     setStatus($("live-status"), "preparing the portrait…");
+    const portrait = await state.portrait.arrayBuffer();
+    if (socket.readyState === WebSocket.OPEN) socket.send(portrait);
   };
   socket.onmessage = (event) => {
     if (typeof event.data === "string") return onLiveMessage(JSON.parse(event.data));
