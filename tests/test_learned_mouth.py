@@ -459,3 +459,21 @@ def test_committed_model_on_the_bundled_speech(default_model, demo_audio):
     loud = extract_features(audio, FPS).loudness_db > -35
     assert 0.02 < gap[loud].std() < 0.12  # real speakers: 0.025-0.07 IOD
     assert gap[loud].mean() > gap[~loud].mean() + 0.02
+
+
+@pytest.mark.parametrize("content", [None, b"garbage", "truncated"])
+def test_unreadable_mouth_model_is_a_clear_error(tmp_path, content):
+    from dataclasses import replace
+
+    from talkinghead.config import MotionConfig
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.motion.compose import audio_motion_source
+    from talkinghead.motion.learned_mouth import MODEL_PATH
+
+    path = tmp_path / "model.npz"
+    if content == "truncated":
+        path.write_bytes(MODEL_PATH.read_bytes()[:100])
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(TalkingHeadError, match="mouth model"):
+        audio_motion_source(replace(MotionConfig(), mouth="speech", mouth_model=str(path)))

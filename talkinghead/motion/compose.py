@@ -43,8 +43,9 @@ def audio_motion_source(config: MotionConfig) -> MotionSource:
                                    "or leave it empty for the bundled model")
         try:
             model = MouthModel.load(path)
-        except (OSError, ValueError, KeyError) as exc:
-            raise TalkingHeadError(f"mouth model '{path}' cannot be read ({exc}): retrain it") from None
+        except Exception:  # not an npz, truncated, or missing arrays: numpy raises many kinds
+            raise TalkingHeadError(f"mouth model '{path}' is not a readable mouth model: give an .npz written by "
+                                   "scripts/train_mouth_model.py, or leave it empty for the bundled model") from None
     # in silence the mouth closes (the rule-based closed pose), whatever the portrait's own lips do
     return LearnedMouthMotion(config, model, silence_pose="closed")
 
