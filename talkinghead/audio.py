@@ -16,6 +16,10 @@ SAMPLE_RATE = 16000
 WINDOW_FRAMES = 2.0  # analysis window, in video frames (80 ms at 25 fps)
 SILENCE_DB = -90.0  # loudness floor, dBFS
 BANDS_HZ = ((80, 500), (500, 2000), (2000, 6000))  # low (voicing), mid (first formants), high (fricatives)
+PITCH_RANGE_HZ = (60.0, 600.0)  # fundamental frequencies searched: low male speech to high singing
+PITCH_VOICING = 0.5  # normalised autocorrelation peak needed to call a window voiced (Boersma 1993 uses 0.45)
+PITCH_MIN_DB = -50.0  # windows quieter than this have no pitch
+PITCH_OCTAVE_SHARE = 0.9  # the shortest period whose peak reaches this share of the best wins (no octave drops)
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class AudioFeatures:
     loudness_db: (T,) float32 RMS level in dBFS (floor SILENCE_DB).
     bands: (T, 3) float32 share of energy in BANDS_HZ (rows sum to <= 1).
     centroid_hz: (T,) float32 spectral centroid of 80-6000 Hz.
+    pitch_hz: (T,) float32 fundamental frequency (autocorrelation, PITCH_RANGE_HZ), 0 where unvoiced.
     samples: (n,) float32 PCM (SAMPLE_RATE) that arrived with these rows, not aligned to them: a
         source that analyses the raw audio itself (e.g. a speech encoder) streams these on its own.
     """
@@ -32,10 +37,16 @@ class AudioFeatures:
     loudness_db: np.ndarray
     bands: np.ndarray
     centroid_hz: np.ndarray
+    pitch_hz: np.ndarray
     samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __len__(self) -> int:
         return len(self.loudness_db)
+
+    def rows(self, start: int, stop: int) -> "AudioFeatures":
+        """Frames [start, stop) (without PCM: samples are not aligned to rows)."""
+        return AudioFeatures(self.loudness_db[start:stop], self.bands[start:stop], self.centroid_hz[start:stop],
+                             self.pitch_hz[start:stop])
 
     @staticmethod
     def concat(parts: list["AudioFeatures"]) -> "AudioFeatures":
@@ -43,6 +54,7 @@ class AudioFeatures:
         return AudioFeatures(np.concatenate([p.loudness_db for p in parts]) if parts else np.zeros(0, np.float32),
                              np.concatenate([p.bands for p in parts]) if parts else np.zeros((0, 3), np.float32),
                              np.concatenate([p.centroid_hz for p in parts]) if parts else np.zeros(0, np.float32),
+                             np.concatenate([p.pitch_hz for p in parts]) if parts else np.zeros(0, np.float32),
                              np.concatenate([p.samples for p in parts]) if parts else np.zeros(0, np.float32))
 
 
@@ -63,6 +75,12 @@ class FeatureStream:
         self._band_masks = [(freqs >= lo) & (freqs < hi) for lo, hi in BANDS_HZ]
         self._speech = (freqs >= BANDS_HZ[0][0]) & (freqs < BANDS_HZ[-1][1])
         self._freqs = freqs.astype(np.float32)
+        # autocorrelation pitch (Boersma 1993): the windowed signal's autocorrelation over the window's own
+        self._nfft = 1 << int(np.ceil(np.log2(2 * self.window)))
+        hann_ac = np.fft.irfft(np.abs(np.fft.rfft(self._hann.astype(np.float64), self._nfft)) ** 2)[:self.window]
+        self._hann_ac = hann_ac / hann_ac[0]
+        self._lags = (int(np.floor(sample_rate / PITCH_RANGE_HZ[1])),
+                      min(int(np.ceil(sample_rate / PITCH_RANGE_HZ[0])), self.window // 2))
         self._buffer = np.zeros(self.window // 2, np.float32)  # zero padding before t = 0
         self._buffer_start = -(self.window // 2)  # sample index of _buffer[0]
         self._received = 0
@@ -118,16 +136,40 @@ class FeatureStream:
         # streaming must give bit-identical features whatever the chunking
         rows = [self._window_features(w) for w in windows]
         return AudioFeatures(np.array([r[0] for r in rows], np.float32), np.array([r[1] for r in rows], np.float32),
-                             np.array([r[2] for r in rows], np.float32))
+                             np.array([r[2] for r in rows], np.float32), np.array([r[3] for r in rows], np.float32))
 
-    def _window_features(self, window: np.ndarray) -> tuple[float, np.ndarray, float]:
+    def _pitch(self, window: np.ndarray, loudness: float) -> float:
+        """F0 (Hz) of one Hann-windowed frame, 0 if unvoiced: the peak of its normalised autocorrelation
+        (divided by the window's) within PITCH_RANGE_HZ, refined by a parabola."""
+        lo, hi = self._lags
+        if loudness < PITCH_MIN_DB or hi <= lo + 2:
+            return 0.0
+        x = window.astype(np.float64)
+        x = x - self._hann * (x.sum() / self._hann.sum())  # the windowed signal without its DC
+        ac = np.fft.irfft(np.abs(np.fft.rfft(x, self._nfft)) ** 2)[:self.window]
+        if ac[0] <= 1e-12:
+            return 0.0
+        r = ac[:hi + 2] / ac[0] / np.maximum(self._hann_ac[:hi + 2], 1e-6)
+        segment = r[lo:hi + 1]
+        peaks = np.flatnonzero((segment[1:-1] > segment[:-2]) & (segment[1:-1] >= segment[2:])) + 1
+        if not len(peaks):
+            return 0.0
+        best = segment[peaks].max()
+        if best < PITCH_VOICING:
+            return 0.0
+        k = int(peaks[np.argmax(segment[peaks] >= PITCH_OCTAVE_SHARE * best)])  # the shortest strong period
+        a, b, c = segment[k - 1], segment[k], segment[k + 1]
+        shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) < 0 else 0.0
+        return float(self.sample_rate / (lo + k + shift))
+
+    def _window_features(self, window: np.ndarray) -> tuple[float, np.ndarray, float, float]:
         rms = np.sqrt(float((window.astype(np.float64) ** 2).mean()) / float((self._hann.astype(np.float64) ** 2).mean()))
         loudness = max(20 * np.log10(max(rms, 1e-12)), SILENCE_DB)
         power = np.abs(np.fft.rfft(window.astype(np.float64))) ** 2
         speech = power[self._speech].sum() + 1e-12
         bands = np.array([power[m].sum() / speech for m in self._band_masks])
         centroid = (power[self._speech] * self._freqs[self._speech]).sum() / speech
-        return loudness, bands, centroid
+        return loudness, bands, centroid, self._pitch(window, loudness)
 
 
 def extract_features(samples: np.ndarray, fps: float, sample_rate: int = SAMPLE_RATE) -> AudioFeatures:

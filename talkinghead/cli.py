@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .motion.compose import MOUTH_SOURCES
+from .motion.learned_mouth import SILENCE_POSES
 from .config import ControlConfig, GenerateConfig, MixConfig, MotionConfig, RenderConfig, option_help
 
 DEMO_DIR = Path(__file__).parent / "assets"
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--mouth-amplitude", type=float, default=motion.mouth_amplitude, help=mhelp["mouth_amplitude"])
     gen.add_argument("--mouth", choices=MOUTH_SOURCES, default=motion.mouth, help=mhelp["mouth"])
     gen.add_argument("--mouth-model", default=motion.mouth_model, metavar="NPZ", help=mhelp["mouth_model"])
+    gen.add_argument("--silence-mouth", choices=SILENCE_POSES, default=motion.silence_mouth, help=mhelp["silence_mouth"])
     gen.add_argument("--crf", type=int, default=defaults.crf, help=ghelp["crf"])
     _add_control_options(gen)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -71,7 +73,8 @@ def _config_from(args) -> GenerateConfig:
         raise SystemExit(f"talkinghead: error: --size {args.size} is out of range: use 64 to 4096 (512 is the default)")
     motion = replace(MotionConfig(), seed=args.seed, blink_rate=max(args.blink_rate, 0.0),
                      head_amplitude=args.head_amplitude, head_speed=args.head_speed,
-                     mouth_amplitude=args.mouth_amplitude, mouth=args.mouth, mouth_model=args.mouth_model)
+                     mouth_amplitude=args.mouth_amplitude, mouth=args.mouth, mouth_model=args.mouth_model,
+                     silence_mouth=args.silence_mouth)
     return replace(GenerateConfig(), fps=args.fps, crf=args.crf, render=RenderConfig(size=args.size), motion=motion,
                    controls=_controls_from(args), mix=_mix_from(args))
 

@@ -25,6 +25,7 @@ class MotionConfig:
     lookahead_frames: int = 2  # frames of future audio used for anticipation (latency in streaming)
     mouth: str = "speech"  # mouth motion from: "speech" (learned, Whisper encoder; 0.9 s latency live) or "loudness" (rules)
     mouth_model: str = ""  # a trained mouth model (.npz from scripts/train_mouth_model.py); empty: the bundled one
+    silence_mouth: str = "closed"  # where the speech mouth rests in pauses: "closed" lips, or the "portrait"'s own mouth
 
 
 @dataclass(frozen=True)

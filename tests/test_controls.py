@@ -167,7 +167,7 @@ def run(source, features, pieces=None) -> Motion:
 def features_slice(f, a, b):
     from talkinghead.audio import AudioFeatures
 
-    return AudioFeatures(f.loudness_db[a:b], f.bands[a:b], f.centroid_hz[a:b])
+    return f.rows(a, b)
 
 
 def test_default_controls_pass_motion_through_unchanged():

@@ -172,11 +172,8 @@ def mixed(gates: dict, pieces=None) -> Motion:
     src.start(np.full(52, 0.05, np.float32), FPS)
     f = speech_features()
     out, start = [], 0
-    from talkinghead.audio import AudioFeatures
-
     for n in pieces or [len(f)]:
-        out.append(src.push(AudioFeatures(f.loudness_db[start:start + n], f.bands[start:start + n],
-                                          f.centroid_hz[start:start + n])))
+        out.append(src.push(f.rows(start, start + n)))
         start += n
     out.append(src.flush())
     return Motion.concat(out)

@@ -88,7 +88,7 @@ def push_all(src, features: AudioFeatures, pieces: list[int] | None = None) -> M
 
 
 def _slice(f: AudioFeatures, a: int, b: int) -> AudioFeatures:
-    return AudioFeatures(f.loudness_db[a:b], f.bands[a:b], f.centroid_hz[a:b])
+    return f.rows(a, b)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ Mouth: an energy voice-activity detector (adaptive noise floor, hysteresis, hang
 loudness-driven openness, shaped by the spectrum (low centroid rounds the lips, strong high band
 spreads them), with anticipation over `lookahead` frames and fast-attack / slower-release smoothing.
 In silence every mouth coefficient returns to the closed rest pose.
+Brows rise with the voice's pitch and the head nods on stressed syllables (motion/prosody.py).
 Blinks, gaze saccades and idle head motion come from seeded schedules that depend only on time,
 so the output is identical for any chunking of the audio.
 """
@@ -15,6 +16,7 @@ import numpy as np
 from .. import landmarks as L
 from ..audio import AudioFeatures
 from ..config import MotionConfig
+from .prosody import ProsodyTracker
 from .types import HEAD_FIELDS, Motion
 
 # voice activity
@@ -49,8 +51,8 @@ BLINK_MIN_GAP_S = 1.2
 # head motion: degrees / IOD units
 HEAD_AMPLITUDE = {"yaw": 2.5, "pitch": 1.6, "roll": 1.2, "tx": 0.02, "ty": 0.015}
 HEAD_IDLE_HZ = (0.08, 0.35)
-NOD_PITCH_DEG = 2.0  # pitch follows the slow speech envelope
-BROW_EMPHASIS = 0.25
+LEAN_PITCH_DEG = 1.0  # the head leans in (pitch) with the slow speech envelope
+BROW_PITCH_GAIN = 0.3  # browInnerUp at a full pitch-driven raise (outer brows 0.6 of it)
 
 # gaze: eye widths
 SACCADE_SPREAD = (0.05, 0.025)
@@ -107,7 +109,8 @@ class RuleBasedAudioMotion:
         jaw = L.BLENDSHAPE_INDEX["jawOpen"]
         self.closed[jaw] = min(self.rest[jaw], JAW_REST_MAX)
         self._frame = 0  # next frame to output
-        self._pending: list[tuple[float, float, float]] = []  # (openness, round, spread) per undecided frame
+        self._pending: list[tuple[float, ...]] = []  # (openness, round, spread, brow, nod) per undecided frame
+        self._prosody = ProsodyTracker(fps)
         self._voice = EnergyVoiceActivity()
         self._peak_db = PEAK_START_DB
         self._open = 0.0
@@ -121,30 +124,31 @@ class RuleBasedAudioMotion:
                             for k in HEAD_AMPLITUDE}
 
     # --- per-frame analysis ------------------------------------------------------------------
-    def _analyse(self, loudness: float, bands: np.ndarray, centroid: float) -> tuple[float, float, float]:
-        """Causal voice activity and mouth drive for one frame -> (openness, round, spread)."""
+    def _analyse(self, loudness: float, bands: np.ndarray, centroid: float, pitch: float) -> tuple[float, ...]:
+        """Causal voice activity, mouth drive and prosody for one frame -> (openness, round, spread, brow, nod)."""
         voiced, loud_enough = self._voice.update(loudness)
+        brow, nod = self._prosody.update(loudness, pitch, voiced)
         if loud_enough:
             self._peak_db = max(loudness, self._peak_db - PEAK_DECAY_DB)
         if not voiced:
-            return 0.0, 0.0, 0.0
+            return 0.0, 0.0, 0.0, brow, nod
         openness = float(np.clip((loudness - (self._peak_db - OPEN_RANGE_DB)) / OPEN_RANGE_DB, 0, 1)) if loud_enough else 0.0
         rounding = float(1 - _smoothstep((centroid - ROUND_CENTROID_HZ[0]) / (ROUND_CENTROID_HZ[1] - ROUND_CENTROID_HZ[0])))
         spread = float(_smoothstep((centroid - SPREAD_CENTROID_HZ[0]) / (SPREAD_CENTROID_HZ[1] - SPREAD_CENTROID_HZ[0])))
         spread = max(spread, float(np.clip((bands[2] - 0.3) / 0.4, 0, 1)))
-        return openness, rounding * openness, spread * openness
+        return openness, rounding * openness, spread * openness, brow, nod
 
     def push(self, features: AudioFeatures) -> Motion:
         """Consume features; return decided frames."""
         for i in range(len(features)):
             self._pending.append(self._analyse(float(features.loudness_db[i]), features.bands[i],
-                                               float(features.centroid_hz[i])))
+                                               float(features.centroid_hz[i]), float(features.pitch_hz[i])))
         ready = len(self._pending) - self.lookahead
         return self._decide(max(ready, 0))
 
     def flush(self) -> Motion:
         """Decide the held-back frames (the future after the end is silence)."""
-        self._pending.extend([(0.0, 0.0, 0.0)] * self.lookahead)
+        self._pending.extend([(0.0, 0.0, 0.0, 0.0, 0.0)] * self.lookahead)
         return self._decide(max(len(self._pending) - self.lookahead, 0))
 
     def _decide(self, count: int) -> Motion:
@@ -159,7 +163,7 @@ class RuleBasedAudioMotion:
         cfg = self.config
         ahead = self._pending[j:j + self.lookahead + 1]
         target = max(w * a[0] for w, a in zip(ANTICIPATION, ahead))
-        _, rounding, spread = self._pending[j]
+        _, rounding, spread, brow, nod = self._pending[j]
         self._open += (ATTACK if target > self._open else RELEASE) * (target - self._open)
         self._slow += 0.08 * (self._open - self._slow)
         y = self._open * cfg.mouth_amplitude
@@ -175,10 +179,9 @@ class RuleBasedAudioMotion:
             e[idx["mouthStretch" + side]] += 0.3 * spread * cfg.mouth_amplitude
         e[idx["mouthFunnel"]] += 0.45 * rounding * cfg.mouth_amplitude
         e[idx["mouthPucker"]] += 0.35 * rounding * cfg.mouth_amplitude
-        emphasis = max(self._open - self._slow, 0.0)
-        e[idx["browInnerUp"]] += BROW_EMPHASIS * emphasis
-        e[idx["browOuterUpLeft"]] += 0.6 * BROW_EMPHASIS * emphasis
-        e[idx["browOuterUpRight"]] += 0.6 * BROW_EMPHASIS * emphasis
+        e[idx["browInnerUp"]] += BROW_PITCH_GAIN * brow
+        e[idx["browOuterUpLeft"]] += 0.6 * BROW_PITCH_GAIN * brow
+        e[idx["browOuterUpRight"]] += 0.6 * BROW_PITCH_GAIN * brow
         blink = self._blinks.closure(t)
         for name in L.BLINK_COEFFS:
             e[idx[name]] = self.rest[idx[name]] + (1 - self.rest[idx[name]]) * blink
@@ -190,7 +193,7 @@ class RuleBasedAudioMotion:
             freqs, phases, weights = self._head_waves[name]
             wave = (weights * np.sin(2 * np.pi * freqs * cfg.head_speed * t + phases)).sum() / weights.sum()
             head[HEAD_FIELDS.index(name)] = cfg.head_amplitude * amp * wave
-        head[HEAD_FIELDS.index("pitch")] += cfg.head_amplitude * NOD_PITCH_DEG * self._slow
+        head[HEAD_FIELDS.index("pitch")] += cfg.head_amplitude * (LEAN_PITCH_DEG * self._slow + nod)
         gaze = self._gaze.offset(t) if cfg.gaze_saccades else np.zeros(2, np.float32)
         return e, head, gaze
 

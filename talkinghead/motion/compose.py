@@ -33,7 +33,7 @@ def audio_motion_source(config: MotionConfig) -> MotionSource:
         raise TalkingHeadError(f"unknown mouth source '{config.mouth}': use one of {', '.join(MOUTH_SOURCES)}")
     if config.mouth == "loudness":
         return RuleBasedAudioMotion(config)
-    from .learned_mouth import LearnedMouthMotion, MouthModel
+    from .learned_mouth import SILENCE_POSES, LearnedMouthMotion, MouthModel
 
     model = None
     if config.mouth_model:
@@ -46,8 +46,9 @@ def audio_motion_source(config: MotionConfig) -> MotionSource:
         except Exception:  # not an npz, truncated, or missing arrays: numpy raises many kinds
             raise TalkingHeadError(f"mouth model '{path}' is not a readable mouth model: give an .npz written by "
                                    "scripts/train_mouth_model.py, or leave it empty for the bundled model") from None
-    # in silence the mouth closes (the rule-based closed pose), whatever the portrait's own lips do
-    return LearnedMouthMotion(config, model, silence_pose="closed")
+    if config.silence_mouth not in SILENCE_POSES:
+        raise TalkingHeadError(f"unknown silence mouth '{config.silence_mouth}': use one of {', '.join(SILENCE_POSES)}")
+    return LearnedMouthMotion(config, model, silence_pose=config.silence_mouth)
 
 
 AUDIO_MOUTH_GATE = 0.0  # the mouth gate's default (None) with separate speech: the audio drives the mouth
