@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "  talkinghead generate --image face.jpg --text 'Hello, world.' --out hello.mp4")
     gen.add_argument("--image", required=True, type=Path, help="portrait: JPEG, PNG or WebP with one visible face")
     gen.add_argument("--audio", type=Path, help="speech: WAV, MP3, M4A, FLAC, OGG, or a video file's audio track")
-    gen.add_argument("--text", help="words to speak with the built-in offline English voice (when no --audio is given)")
+    gen.add_argument("--text", help="words to speak with the built-in offline English voice (without --audio; with it, the "
+                     "text is not used)")
     gen.add_argument("--out", required=True, type=Path, help="output MP4 (H.264 + AAC)")
     gen.add_argument("--fps", type=int, default=defaults.fps, help=ghelp["fps"])
     gen.add_argument("--size", type=int, default=render.size, help=rhelp["size"])

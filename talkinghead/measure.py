@@ -45,6 +45,7 @@ def eye_opening(landmarks: np.ndarray) -> np.ndarray:
 
 
 BLINK_ON, BLINK_OFF = 0.5, 0.25  # blink event thresholds, shares of the eyeBlink score's range
+CLOSED_LIPS_GAP = 0.02  # IOD: an inner-lip gap below this is closed lips (tracking noise is about 0.01)
 BLINK_MIN_RANGE = 0.1  # a score series that varies less than this has no blinks
 
 

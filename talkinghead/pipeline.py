@@ -19,6 +19,7 @@ from .config import GenerateConfig
 from .errors import TalkingHeadError
 from .face import FaceObservation, find_portrait_face
 from .io import VideoWriter, load_audio, load_image, resize_long_side
+from .measure import CLOSED_LIPS_GAP, mouth_aperture
 from .motion.base import MotionSource
 from .motion.compose import audio_motion_source, build_motion_source
 from .motion.controls import Direction, check_controls
@@ -82,7 +83,8 @@ class Pipeline:
         self.portrait = portrait
         self.config = config
         self.renderer = Renderer(portrait.image, portrait.face, config.render)
-        self.motion_source = motion_source or audio_motion_source(config.motion)
+        lips_closed = bool(mouth_aperture(portrait.face.landmarks) < CLOSED_LIPS_GAP)
+        self.motion_source = motion_source or audio_motion_source(config.motion, portrait_lips_closed=lips_closed)
         self.motion_stack = build_motion_source(self.motion_source, config, driving, direction)
 
     @classmethod
@@ -206,6 +208,9 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
         direction = load_direction(direction)
     if driving is not None and config.mix.mouth_gate is None:
         config = replace(config, mix=replace(config.mix, mouth_gate=1.0 if own_speech else 0.0))
+    if audio is not None and text is not None:
+        log.warning("the text is not used with a recording: the recording's sound drives the mouth "
+                    "(a transcript does not steer the timing yet); leave out the audio to speak the text")
     if audio is None:
         if text is None:
             raise TalkingHeadError("no speech given: pass audio (a file or an array) or text to speak")

@@ -359,6 +359,32 @@ def test_mouth_rests_in_a_pause_and_moves_in_speech(silence_pose):
     assert speaking.std() > 0.005
 
 
+def test_closed_lips_in_the_portrait_are_the_closed_rest_pose():
+    """A portrait whose lips already meet keeps its own mouth in silence: rebuilding a closed pose from
+    coefficients would move lips that need no moving (and can leave a sliver of a gap)."""
+    rest = rest_expression()
+    assert not np.array_equal(closed_rest(rest)[MOUTH], rest[MOUTH])  # the fixture's mouth is not the closed pose
+    audio = np.concatenate([speech_like(2.0, seed=1), np.zeros(int(1.5 * SR), np.float32)])
+    learned = run(LearnedMouthMotion(model=tiny_model(), encoder=tiny_encoder(), silence_pose="closed",
+                                     portrait_lips_closed=True), audio, rest=rest)
+    rules = RuleBasedAudioMotion(portrait_lips_closed=True)
+    rules.start(rest, FPS)
+    ruled = Motion.concat([rules.push(extract_features(audio, FPS)), rules.flush()])
+    for m in (learned, ruled):
+        tail = m[int(2.6 * FPS):]
+        np.testing.assert_array_equal(mouth_of(tail), np.broadcast_to(rest[MOUTH], (len(tail), len(MOUTH))))
+        assert m.coefficient("jawOpen")[:int(1.8 * FPS)].max() > rest[IDX["jawOpen"]] + 0.02  # and it still talks
+
+
+def test_pipeline_tells_the_mouth_whether_the_portrait_lips_are_closed(demo_image):
+    from talkinghead.measure import CLOSED_LIPS_GAP, mouth_aperture
+    from talkinghead.pipeline import Pipeline
+
+    pipeline = Pipeline.from_image(demo_image)
+    closed = mouth_aperture(pipeline.portrait.face.landmarks) < CLOSED_LIPS_GAP
+    assert pipeline.motion_source.rules.portrait_lips_closed == closed
+
+
 def test_silence_pose_is_checked():
     with pytest.raises(ValueError, match="silence_pose"):
         LearnedMouthMotion(model=tiny_model(), encoder=tiny_encoder(), silence_pose="open")

@@ -95,19 +95,22 @@ def _smoothstep(x):
 class RuleBasedAudioMotion:
     """MotionSource driven by loudness and spectral shape (see module docstring)."""
 
-    def __init__(self, config: MotionConfig = MotionConfig()):
+    def __init__(self, config: MotionConfig = MotionConfig(), portrait_lips_closed: bool = False):
+        """portrait_lips_closed: the portrait's lips are closed, so its own mouth is the closed rest pose."""
         self.config = config
+        self.portrait_lips_closed = portrait_lips_closed
         self.lookahead = max(0, min(config.lookahead_frames, len(ANTICIPATION) - 1))
 
     def start(self, rest_expression: np.ndarray, fps: float) -> None:
         """Reset state for a new clip."""
         self.fps = float(fps)
         self.rest = np.asarray(rest_expression, np.float32).copy()
-        self.closed = self.rest.copy()
-        for name in MOUTH_OPENING_COEFFS:
-            self.closed[L.BLENDSHAPE_INDEX[name]] = 0.0
-        jaw = L.BLENDSHAPE_INDEX["jawOpen"]
-        self.closed[jaw] = min(self.rest[jaw], JAW_REST_MAX)
+        self.closed = self.rest.copy()  # the mouth in silence: the portrait's own if its lips are closed
+        if not self.portrait_lips_closed:
+            for name in MOUTH_OPENING_COEFFS:
+                self.closed[L.BLENDSHAPE_INDEX[name]] = 0.0
+            jaw = L.BLENDSHAPE_INDEX["jawOpen"]
+            self.closed[jaw] = min(self.rest[jaw], JAW_REST_MAX)
         self._frame = 0  # next frame to output
         self._pending: list[tuple[float, ...]] = []  # (openness, round, spread, brow, nod) per undecided frame
         self._prosody = ProsodyTracker(fps)

@@ -27,12 +27,15 @@ from .video_driven import DrivingMotion, VideoDrivenMotion
 MOUTH_SOURCES = ("speech", "loudness")
 
 
-def audio_motion_source(config: MotionConfig) -> MotionSource:
-    """The audio-driven source MotionConfig.mouth names: the learned speech model or the loudness rules."""
+def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False) -> MotionSource:
+    """The audio-driven source MotionConfig.mouth names: the learned speech model or the loudness rules.
+
+    portrait_lips_closed: the portrait's own lips are closed, so silence keeps its mouth exactly as it is
+    (rather than the closed pose rebuilt from coefficients, which can leave a sliver of a gap)."""
     if config.mouth not in MOUTH_SOURCES:
         raise TalkingHeadError(f"unknown mouth source '{config.mouth}': use one of {', '.join(MOUTH_SOURCES)}")
     if config.mouth == "loudness":
-        return RuleBasedAudioMotion(config)
+        return RuleBasedAudioMotion(config, portrait_lips_closed)
     from .learned_mouth import SILENCE_POSES, LearnedMouthMotion, MouthModel
 
     model = None
@@ -48,7 +51,7 @@ def audio_motion_source(config: MotionConfig) -> MotionSource:
                                    "scripts/train_mouth_model.py, or leave it empty for the bundled model") from None
     if config.silence_mouth not in SILENCE_POSES:
         raise TalkingHeadError(f"unknown silence mouth '{config.silence_mouth}': use one of {', '.join(SILENCE_POSES)}")
-    return LearnedMouthMotion(config, model, silence_pose=config.silence_mouth)
+    return LearnedMouthMotion(config, model, silence_pose=config.silence_mouth, portrait_lips_closed=portrait_lips_closed)
 
 
 AUDIO_MOUTH_GATE = 0.0  # the mouth gate's default (None) with separate speech: the audio drives the mouth

@@ -116,16 +116,18 @@ class LearnedMouthMotion:
     """
 
     def __init__(self, config: MotionConfig = MotionConfig(), model: MouthModel | None = None,
-                 encoder: WhisperEncoder | None = None, silence_pose: str = "portrait"):
+                 encoder: WhisperEncoder | None = None, silence_pose: str = "portrait",
+                 portrait_lips_closed: bool = False):
         """silence_pose: where the mouth rests in silence, "portrait" (its own expression: the portrait's
-        lip gap) or "closed" (the rule-based source's closed rest pose)."""
+        lip gap) or "closed" (the rule-based source's closed rest pose: the portrait's own mouth when
+        `portrait_lips_closed`)."""
         if silence_pose not in SILENCE_POSES:
             raise ValueError(f"silence_pose must be one of {SILENCE_POSES}, got {silence_pose!r}")
         self.silence_pose = silence_pose
         self.config = config
         self.model = model or load_default_model()
         self.encoder = encoder
-        self.rules = RuleBasedAudioMotion(config)
+        self.rules = RuleBasedAudioMotion(config, portrait_lips_closed)
         self._open_pose = pose_vector(self.model.config["poses"]["open"])
         self._width_pose = pose_vector(self.model.config["poses"]["width"])
         overridden = np.zeros(L.N_BLENDSHAPES, bool)
