@@ -27,9 +27,10 @@ BROW_ATTACK, BROW_RELEASE = 0.3, 0.08  # per-frame smoothing up / down
 SPEECH_LEVEL_S = 1.0  # time constant of the running loudness of pitched (voiced) frames
 STRESS_OVER_DB = (2.0, 8.0)  # a syllable this much louder than the running level starts / saturates a stress
 STRESS_MIN_PITCH_ST = -1.0  # stressed syllables are not below the speaker's pitch reference (by more than this)
-NOD_DEG = 2.0  # head pitch (degrees, down) of the strongest nod
+NOD_DEG = 1.5  # head pitch (degrees, down) of the strongest nod
 NOD_S = 0.6  # a nod's duration (down and back, a raised cosine: it starts and ends at rest)
 NOD_REFRACTORY_S = 0.7  # nods at most this often
+NOD_SETTLE = 0.25  # per frame: how fast a nod fades once the voice stops (the head is still in pauses)
 
 
 def semitones(hz: float, reference_hz: float = 100.0) -> float:
@@ -51,6 +52,7 @@ class ProsodyTracker:
         self._stressed = False  # inside a stressed stretch (a new nod needs it to end first)
         self._nod_start = -np.inf  # frame
         self._nod_strength = 0.0
+        self._voice = 0.0  # smoothed voice activity: nods fade with it
         self._frame = 0
 
     def update(self, loudness_db: float, pitch_hz: float, voiced: bool) -> tuple[float, float]:
@@ -77,7 +79,8 @@ class ProsodyTracker:
         if stress > 0 and not self._stressed and self._frame - self._nod_start >= NOD_REFRACTORY_S * self.fps:
             self._nod_start, self._nod_strength = self._frame, 0.5 + 0.5 * stress
         self._stressed = stress > 0
+        self._voice += NOD_SETTLE * (float(voiced) - self._voice)
         age = (self._frame - self._nod_start) / self.fps
-        nod = NOD_DEG * self._nod_strength * 0.5 * float(1 - np.cos(2 * np.pi * age / NOD_S)) if 0 <= age < NOD_S else 0.0
+        nod = self._voice * NOD_DEG * self._nod_strength * 0.5 * float(1 - np.cos(2 * np.pi * age / NOD_S)) if 0 <= age < NOD_S else 0.0
         self._frame += 1
         return self._brow, nod
