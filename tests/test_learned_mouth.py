@@ -370,9 +370,9 @@ def test_closed_lips_in_the_portrait_are_the_closed_rest_pose():
     rules = RuleBasedAudioMotion(portrait_lips_closed=True)
     rules.start(rest, FPS)
     ruled = Motion.concat([rules.push(extract_features(audio, FPS)), rules.flush()])
-    for m in (learned, ruled):
+    for m, tolerance in ((learned, 0.0), (ruled, 1e-3)):  # the rules' opening decays towards 0 (never exactly)
         tail = m[int(2.6 * FPS):]
-        np.testing.assert_array_equal(mouth_of(tail), np.broadcast_to(rest[MOUTH], (len(tail), len(MOUTH))))
+        np.testing.assert_allclose(mouth_of(tail), np.broadcast_to(rest[MOUTH], (len(tail), len(MOUTH))), atol=tolerance)
         assert m.coefficient("jawOpen")[:int(1.8 * FPS)].max() > rest[IDX["jawOpen"]] + 0.02  # and it still talks
 
 
