@@ -46,9 +46,7 @@ class RecordingMouth(LearnedMouthMotion):
 
     def _frame(self, i, rules, final):
         frame = super()._frame(i, rules, final)
-        out = self._output(i)
-        gap = max(self._offsets.get("open", 0.0) + self.model.config["scales"]["open"] * float(out[0]), 0.0)
-        self.record.append((gap, self._gate))
+        self.record.append((self.gap(self._output(i)), self._gate))
         return frame
 
 

@@ -34,9 +34,12 @@ def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False
     (rather than the closed pose rebuilt from coefficients, which can leave a sliver of a gap)."""
     if config.mouth not in MOUTH_SOURCES:
         raise TalkingHeadError(f"unknown mouth source '{config.mouth}': use one of {', '.join(MOUTH_SOURCES)}")
+    from .learned_mouth import SILENCE_POSES, LearnedMouthMotion, MouthModel
+
+    if config.silence_mouth not in SILENCE_POSES:
+        raise TalkingHeadError(f"unknown silence mouth '{config.silence_mouth}': use one of {', '.join(SILENCE_POSES)}")
     if config.mouth == "loudness":
         return RuleBasedAudioMotion(config, portrait_lips_closed)
-    from .learned_mouth import SILENCE_POSES, LearnedMouthMotion, MouthModel
 
     model = None
     if config.mouth_model:
@@ -49,8 +52,6 @@ def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False
         except Exception:  # not an npz, truncated, or missing arrays: numpy raises many kinds
             raise TalkingHeadError(f"mouth model '{path}' is not a readable mouth model: give an .npz written by "
                                    "scripts/train_mouth_model.py, or leave it empty for the bundled model") from None
-    if config.silence_mouth not in SILENCE_POSES:
-        raise TalkingHeadError(f"unknown silence mouth '{config.silence_mouth}': use one of {', '.join(SILENCE_POSES)}")
     return LearnedMouthMotion(config, model, silence_pose=config.silence_mouth, portrait_lips_closed=portrait_lips_closed)
 
 

@@ -266,6 +266,10 @@ class LearnedMouthMotion:
         rows = [self._outputs[min(max(i + k - half, 0), last) - first] for k in range(len(self._smooth))]
         return np.tensordot(self._smooth, np.stack(rows), axes=1)
 
+    def gap(self, outputs: np.ndarray) -> float:
+        """The inner-lip gap (IOD, >= 0) that smoothed model outputs ask for, before the voice gate."""
+        return max(self._offsets.get("open", 0.0) + self.model.config["scales"]["open"] * float(outputs[0]), 0.0)
+
     def _frame(self, i: int, rules: Motion, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Motion of frame i: the rule-based frame with the learned mouth."""
         target = 0.0 if self._resting(i, final) else 1.0
@@ -273,9 +277,8 @@ class LearnedMouthMotion:
         if self._gate < GATE_SNAP:
             self._gate = 0.0
         out = self._output(i)
-        scales = self.model.config["scales"]
-        opening = max(self._offsets.get("open", 0.0) + scales["open"] * float(out[0]), 0.0)
-        widening = scales["width"] * float(out[1])
+        opening = self.gap(out)
+        widening = self.model.config["scales"]["width"] * float(out[1])
         speaking = self.closed + opening * self._open_pose + widening * self._width_pose
         e = rules.expression[0].copy()
         d = self._driven

@@ -7,7 +7,7 @@ Per frame, causally (the output is identical for any chunking of the audio):
     -> brow raise: the pitch's rise above the reference, smoothed (fast up, slow down)
     -> stress: a voiced syllable louder than the running speech level and not below the reference
         pitch; each new stress starts a nod (head tilts down and back) scaled by how strong it is,
-        at most one nod per NOD_REFRACTORY_S.
+        at most one nod per NOD_REFRACTORY_S; nods fade when the voice stops (a still head in pauses).
 
 People raise their brows on high-pitched, emphatic words and nod on stressed syllables (Cavé et al.
 1996; Graf et al. 2002); the gains keep both subtle, as in conversational speech.
