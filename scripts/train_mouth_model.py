@@ -5,7 +5,9 @@
     python scripts/train_mouth_model.py --quick          # skip the slow approaches (MLP, augmentation)
 
 1. Data: every *.mp4 in --data with a face and a sound track. Targets per video frame from the face
-   track (tracking.track_video, cached in build/tracks/): inner-lip gap (measure.mouth_aperture) and
+   track (tracking.track_video in image mode, every frame on its own, cached in build/tracks/; video
+   mode smooths over time and trails it by about 0.4 frames, and the evaluation tracks the generated
+   video in video mode again, so video-mode targets would count that delay twice): inner-lip gap (measure.mouth_aperture) and
    mouth width (measure.mouth_width), each per clip minus its 10th percentile / mean and over its
    standard deviation (removes each speaker's own rest and range). Frame times are the decoded
    presentation times (one clip has a variable frame rate) plus half a frame, as the pipeline does.
@@ -47,13 +49,15 @@ from talkinghead.motion.learned_mouth import MODEL_PATH, OUTPUTS, MouthModel  # 
 from talkinghead.motion.types import Motion  # noqa: E402
 from talkinghead.speech_encoder import (ENCODER_RATE, HOP_LENGTH, LogMelStream, SpeechEncoderStream,  # noqa: E402
                                         StreamGrid, encoder_frame_count, frame_positions, interpolate_states)
-from talkinghead.tracking import track_video  # noqa: E402
+from talkinghead.tracking import VideoTrack, track_video  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 CACHE = Path("build/mouth_cache")
 TRACKS = Path("build/tracks")
 LOO_DIR = Path("build/mouth_loo")
 
+MIN_FOUND = 0.9  # share of frames with a face for a clip to be used (the rest are interpolated)
+TRACK_IN_VIDEO_MODE = False  # targets from image-mode tracks (see 1. above); --video-mode-targets to compare
 LAYER = 3  # Whisper tiny.en block whose output feeds the model (layer 4 = final output scored lower, see docs)
 GRID = StreamGrid(block=16, lookahead=8, memory=250, position_period=300)
 CONTEXT_OFFSETS_S = tuple(np.round(np.arange(-3, 4) * 0.04, 3))  # 7 taps, 40 ms apart
@@ -122,11 +126,27 @@ def presentation_times(path: Path) -> tuple[np.ndarray, float]:
     return pts - pts[0], rate
 
 
-def load_clips(folder: Path) -> list[Clip]:
-    """Every talking clip in `folder` with its face track."""
+def filled(track: VideoTrack) -> VideoTrack:
+    """The track with frames where no face was found interpolated from their neighbours (image mode
+    misses latentsync_demo1's small face in 6% of its frames, never more than a few in a row)."""
+    if track.found.all() or not track.found.any():
+        return track
+    have, missing = np.flatnonzero(track.found), np.flatnonzero(~track.found)
+    landmarks, blendshapes = track.landmarks.copy(), track.blendshapes.copy()
+    for series in (landmarks.reshape(len(landmarks), -1), blendshapes):
+        for k in range(series.shape[1]):
+            series[missing, k] = np.interp(missing, have, series[have, k])
+    return VideoTrack(landmarks, blendshapes, np.ones_like(track.found), track.fps, track.size)
+
+
+def load_clips(folder: Path, video_mode: bool = TRACK_IN_VIDEO_MODE) -> list[Clip]:
+    """Every talking clip in `folder` with its face track (gaps of a track whose face is found in at
+    least MIN_FOUND of the frames are interpolated)."""
     clips = []
     for path in sorted(folder.glob("*.mp4")):
-        track = track_video(path, cache_dir=TRACKS)
+        track = track_video(path, cache_dir=TRACKS, video=video_mode)
+        if track.found.mean() >= MIN_FOUND:
+            track = filled(track)
         pts, fps = presentation_times(path)
         if len(pts) != len(track.landmarks) or not track.found.all():
             print(f"skip {path.name}: {len(pts)} frames decoded, {len(track.landmarks)} tracked, "
@@ -488,9 +508,11 @@ def main() -> None:
     parser.add_argument("--force-augment", action="store_true",
                         help="train the final and held-out models with augmentation even where it scored lower")
     parser.add_argument("--loo-dir", type=Path, default=LOO_DIR, help="where the held-out models go")
+    parser.add_argument("--video-mode-targets", action="store_true",
+                        help="targets from MediaPipe video-mode tracks (the earlier models; they trail the mouth)")
     args = parser.parse_args()
     started = time.time()
-    clips = load_clips(args.data)
+    clips = load_clips(args.data, video_mode=args.video_mode_targets)
     print(f"{len(clips)} clips, {sum(len(c.times) for c in clips)} frames, "
           f"{sum(len(c.audio) for c in clips) / SAMPLE_RATE:.0f} s of audio")
     print("\n| approach | mean r (gap) | min r | clips < 0.25 | mean best lag | mean r (jawOpen) | "
@@ -534,7 +556,7 @@ def main() -> None:
     alpha = choose_alpha(feats, targets, names)
     poses = fit_poses(clips)
     calibration = output_calibration(clips, held_out)
-    info = {"clips": names, "augment": list(AUGMENT) if use_augment else [],
+    info = {"clips": names, "targets": "video-mode tracks" if args.video_mode_targets else "image-mode tracks", "augment": list(AUGMENT) if use_augment else [],
             "loo_gap_r": {k: round(v, 3) for k, v in chosen.aperture_r.items()},
             "loo_gap_r_mean": round(float(np.mean(list(chosen.aperture_r.values()))), 3)}
     model = build_model(training, alpha, poses, calibration, info)
