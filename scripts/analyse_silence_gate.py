@@ -3,6 +3,8 @@
     python scripts/train_mouth_model.py          # first: the held-out models in build/mouth_loo/
     python scripts/analyse_silence_gate.py       # the table below, on ../shared/data/real
     python scripts/analyse_silence_gate.py --tracker-delay   # also: how late MediaPipe's video mode tracks
+    python scripts/analyse_silence_gate.py --phonetic        # also: closing the lips on recognised p/b/m
+                                                             # (needs pip install pocketsphinx==5.1.1)
 
 For each clip, with the model trained without it: the learned mouth's inner-lip gap before the voice
 gate ("raw") and after it (the default closed rest), against the real clip's tracked gap (r at lag 0 and
@@ -10,6 +12,10 @@ best lag, as the evaluation scores them), and the rest share in the evaluation's
 is the real gap itself with the evaluation's scored silences set to closed lips: the best r any system
 that closes there can reach. --tracker-delay compares the real clip tracked in video mode (as the
 evaluation tracks) with image mode (no temporal filter): the fractional lag video mode adds.
+--phonetic tries the phonetic approach on top of the gated gap: pocketsphinx (US English model)
+recognises the words, aligns them to get phone times, and the lips close (the gap times 1 - CLOSURE)
+on the bilabials p, b and m; it reports how open the real mouth is there (z-score of its gap) and the
+gated r with the closures.
 """
 
 from __future__ import annotations
@@ -74,22 +80,44 @@ def fractional_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 4) -> float:
 
 
 def image_mode_gaps(path: Path) -> np.ndarray:
-    """The clip's inner-lip gap tracked frame by frame in image mode (no temporal filter)."""
-    import cv2
+    """The clip's inner-lip gap tracked frame by frame in image mode (no temporal filter), NaN where no face."""
+    return measure.mouth_aperture(track_video(path, cache_dir=TRACKS, video=False).landmarks)
 
-    from talkinghead.face import FaceLandmarker
-    from talkinghead.io import read_video_frames
-    from talkinghead.tracking import TRACK_MAX_SIDE
 
-    gaps = []
-    with FaceLandmarker(video=False, max_faces=1) as landmarker:
-        for frame in read_video_frames(path):
-            h, w = frame.shape[:2]
-            s = min(1.0, TRACK_MAX_SIDE / max(h, w))
-            small = cv2.resize(frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else frame
-            faces = landmarker.detect(small)
-            gaps.append(measure.mouth_aperture(faces[0].landmarks) if faces else np.nan)
-    return np.array(gaps)
+BILABIALS = ("P", "B", "M")  # CMU phone names of the sounds made with closed lips
+CLOSURES = (0.5, 1.0)  # how far the lips close on a bilabial (share of the gap taken away)
+
+
+def bilabial_frames(audio: np.ndarray, fps: int, n: int) -> np.ndarray:
+    """(n,) bool: frames whose centre falls in a p, b or m that pocketsphinx recognised and aligned."""
+    import os
+
+    from pocketsphinx import Decoder, get_model_path
+
+    model = os.path.join(get_model_path(), "en-us")
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    decoder = Decoder(hmm=os.path.join(model, "en-us"), lm=os.path.join(model, "en-us.lm.bin"),
+                      dict=os.path.join(model, "cmudict-en-us.dict"), loglevel="FATAL")
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    words = decoder.hyp().hypstr if decoder.hyp() else ""
+    closed = np.zeros(n, bool)
+    if not words:
+        return closed
+    decoder.set_align_text(words)  # a pass aligning the words, then set_alignment and a pass for the phones
+    for phone_pass in (False, True):
+        if phone_pass:
+            decoder.set_alignment()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+    centres = (np.arange(n) + 0.5) / fps
+    for word in decoder.get_alignment():
+        for phone in word:
+            if phone.name in BILABIALS:  # start and duration in 10 ms frames
+                closed |= (centres >= phone.start / 100) & (centres < (phone.start + phone.duration) / 100)
+    return closed
 
 
 def main() -> None:
@@ -97,12 +125,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--loo-dir", type=Path, default=LOO_DIR)
     parser.add_argument("--tracker-delay", action="store_true", help="also measure the video-mode tracker's delay")
+    parser.add_argument("--phonetic", action="store_true",
+                        help="also close the lips on recognised p/b/m (needs pocketsphinx==5.1.1)")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"no data folder {args.data}: pass --data with the real talking clips")
     header = "| clip | raw r | raw lag | gated r | gated lag | rest (gated) | ceiling r (closed) | scored silent frames |"
     if args.tracker_delay:
         header += " video-mode delay (frames) |"
+    if args.phonetic:
+        header += " real gap z on p/b/m | " + " | ".join(f"gated r, p/b/m closed {c:.0%}" for c in CLOSURES) + " |"
     print(header + "\n" + "|---" * (header.count("|") - 1) + "|")
     rows = []
     for path in sorted(args.data.glob("*.mp4")):
@@ -128,11 +160,20 @@ def main() -> None:
             delay = fractional_lag(real, image_mode_gaps(path)[:n])
             row.append(delay)
             line += f" {delay:+.2f} |"
+        if args.phonetic:
+            closed = bilabial_frames(audio, fps, n)
+            z = float(((real - real.mean()) / real.std())[closed].mean()) if closed.any() else float("nan")
+            scores = [pearson(gap * gate * (1 - c * closed), real) for c in CLOSURES]
+            row += [z, *scores]
+            line += f" {z:+.2f} | " + " | ".join(f"{r:.3f}" for r in scores) + " |"
         rows.append(row)
         print(line, flush=True)
     m = np.nanmean(np.array(rows, float), axis=0)
+    extra = m[6:]
     print(f"| **mean** | {m[0]:.3f} | {m[1]:+.2f} | {m[2]:.3f} | {m[3]:+.2f} | {m[4]:.3f} | {m[5]:.3f} | |"
-          + (f" {m[6]:+.2f} |" if args.tracker_delay else ""))
+          + (f" {extra[0]:+.2f} |" if args.tracker_delay else "")
+          + (" " + " | ".join(f"{x:+.2f}" if i == 0 else f"{x:.3f}" for i, x in enumerate(extra[-3:])) + " |"
+             if args.phonetic else ""))
 
 
 if __name__ == "__main__":

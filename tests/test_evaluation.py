@@ -67,6 +67,21 @@ def test_time_shifted_mouth_is_found_at_its_lag(apertures, shift):
     assert sync.correlation < sync.best_correlation - 0.2
 
 
+def test_image_mode_tracking_agrees_with_video_mode_and_trails_less(real_file, track, apertures):
+    """Two paths: every frame on its own (the mouth model's training targets) against MediaPipe's video
+    mode (the evaluation's tracker). Same mouth, but the video mode's temporal filter makes it later."""
+    from talkinghead.tracking import track_frames
+
+    frames = list(read_video_frames(real_file(CLIP)))
+    image = track_frames(frames, track.fps, video=False)
+    assert image.found.all()
+    image_gap = mouth_aperture(image.landmarks)
+    assert metrics.pearson(image_gap, apertures) > 0.9
+    late = metrics.pearson(apertures[1:], image_gap[:-1])  # video mode one frame after image mode
+    early = metrics.pearson(apertures[:-1], image_gap[1:])
+    assert late > early + 0.05  # on this clip 0.92 against 0.81: video mode trails by ~0.4 frames
+
+
 def test_time_shift_raises_lip_distance(track):
     lms = track.landmarks
     assert metrics.lip_distance(np.roll(lms, 4, axis=0), lms, lms[0]) > 0.02
