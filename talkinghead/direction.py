@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TalkingHeadError
+from .io import read_text_file
 from .motion.controls import (DISTANCE_RANGE, EMOTIONS, MAX_EMOTION_INTENSITY, SCALE_RANGE, Direction, Track,
                               parse_gaze)
 from .motion.mixer import REGIONS
@@ -42,12 +43,7 @@ def load_direction(path: str | os.PathLike) -> Direction:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
         raise TalkingHeadError(f"direction file '{path}' must end in .json, .yaml or .yml")
-    if not path.is_file():
-        raise TalkingHeadError(f"direction file '{path}' not found: check the path")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TalkingHeadError(f"cannot read direction file '{path}' ({exc}): give a UTF-8 text file") from None
+    text = read_text_file(path, "direction file", "a UTF-8 text file")
     if suffix == ".json":
         try:
             data = json.loads(text)

@@ -78,6 +78,18 @@ def _check_input_file(path: PathLike, kind: str, hint: str) -> Path:
     return p
 
 
+def read_text_file(path: PathLike, kind: str, expected: str) -> str:
+    """The text of a UTF-8 file (a byte-order mark is dropped). `kind` names the file in errors
+    ("motion file"), `expected` says what to give instead ("a UTF-8 CSV or JSON file")."""
+    p = Path(path)
+    if not p.is_file():
+        raise TalkingHeadError(f"{kind} '{p}' not found: check the path")
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TalkingHeadError(f"cannot read {kind} '{p}' ({exc}): give {expected}") from None
+
+
 def _to_uint8_rgb(im: Image.Image) -> np.ndarray:
     """Convert a loaded Pillow image of any mode to an (H, W, 3) uint8 RGB array."""
     mode = im.mode

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import landmarks as L
 from .errors import TalkingHeadError
+from .io import read_text_file
 from .motion.types import HEAD_FIELDS, Motion
 
 FORMATS = (".csv", ".json")
@@ -144,12 +145,7 @@ def read_motion(path: str | os.PathLike, default_fps: float = 25.0) -> tuple[Mot
     rate cannot be read from it then)."""
     path = Path(path)
     kind = motion_file_kind(path, "--motion-in")
-    if not path.is_file():
-        raise TalkingHeadError(f"motion file '{path}' not found: check the path")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TalkingHeadError(f"cannot read motion file '{path}' ({exc}): give a UTF-8 CSV or JSON file") from None
+    text = read_text_file(path, "motion file", "a UTF-8 CSV or JSON file")
     return _read_csv(text, path, default_fps) if kind == ".csv" else _read_json(text, path)
 
 
