@@ -132,7 +132,7 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
 def lookahead_effect(audio: np.ndarray, portrait_path: Path) -> list[dict]:
     """What the look-ahead changes in the output: decision delay, and the mouth's timing and shape
     against the default (L = 2), on the motion of the demo speech (jawOpen series)."""
-    from talkinghead import landmarks as L
+    from talkinghead.face import landmarks as L
     from talkinghead.config import GenerateConfig, MotionConfig
     from talkinghead.pipeline import Pipeline
     from talkinghead.server.live import decision_delay_seconds

@@ -39,11 +39,11 @@ def main() -> None:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from talkinghead.audio import SAMPLE_RATE, FeatureStream
+    from talkinghead.audio.features import SAMPLE_RATE, FeatureStream
     from talkinghead.io import load_audio
     from talkinghead.motion.audio_rules import RuleBasedAudioMotion
     from talkinghead.motion.learned_mouth import LearnedMouthMotion, load_default_model
-    from talkinghead.speech_encoder import SpeechFeatureStream, load_encoder
+    from talkinghead.audio.speech_encoder import SpeechFeatureStream, load_encoder
 
     audio = load_audio(ROOT / "talkinghead" / "assets" / "demo_speech.wav")
     seconds = len(audio) / SAMPLE_RATE

@@ -25,18 +25,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead import landmarks as L  # noqa: E402
-from talkinghead.audio import SAMPLE_RATE, frame_count  # noqa: E402
+from talkinghead.face import landmarks as L
+from talkinghead.audio.features import SAMPLE_RATE, frame_count
 from talkinghead.config import GenerateConfig, RenderConfig  # noqa: E402
 from talkinghead.evaluation import metrics  # noqa: E402
 from talkinghead.evaluation.voice import voiced_frames  # noqa: E402
-from talkinghead.face import FaceLandmarker  # noqa: E402
+from talkinghead.face.landmarker import FaceLandmarker
 from talkinghead.io import load_audio, load_image, read_video_frames  # noqa: E402
-from talkinghead.measure import mouth_aperture  # noqa: E402
+from talkinghead.face.measure import mouth_aperture
 from talkinghead.motion.audio_rules import RuleBasedAudioMotion  # noqa: E402
 from talkinghead.motion.learned_mouth import LearnedMouthMotion, MouthModel  # noqa: E402
 from talkinghead.pipeline import Pipeline, prepare_portrait  # noqa: E402
-from talkinghead.tracking import track_video  # noqa: E402
+from talkinghead.face.tracking import track_video
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 LOO_DIR = Path("build/mouth_loo")

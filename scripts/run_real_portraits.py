@@ -173,8 +173,8 @@ def font(size: int = 14):
 def analyse(video: Path, portrait: np.ndarray, box: tuple[float, float, float, float], fps: float,
             frames: int, n_sheet: int) -> dict:
     """One pass over the output video: face detection, mouth opening, background change, sheet frames."""
-    from talkinghead import landmarks as L
-    from talkinghead.face import FaceLandmarker
+    from talkinghead.face import landmarks as L
+    from talkinghead.face.landmarker import FaceLandmarker
     from talkinghead.io import read_video_frames
 
     h, w = portrait.shape[:2]
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from talkinghead import GenerateConfig, RenderConfig
-    from talkinghead.audio import SAMPLE_RATE
+    from talkinghead.audio.features import SAMPLE_RATE
     from talkinghead.io import load_audio
     from talkinghead.pipeline import Pipeline
 

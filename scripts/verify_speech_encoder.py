@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead import speech_encoder as se  # noqa: E402
+from talkinghead.audio import speech_encoder as se
 from talkinghead.io import load_audio  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[1] / "talkinghead" / "assets" / "demo_speech.wav"

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from .motion.compose import MOUTH_SOURCES
 from .motion.learned_mouth import SILENCE_POSES
+from .assets import ASSETS_DIR
 from .config import ControlConfig, GenerateConfig, MixConfig, MotionConfig, RenderConfig, option_help
 
-DEMO_DIR = Path(__file__).parent / "assets"
+DEMO_DIR = ASSETS_DIR
 # Other subcommands live beside the code they drive. Each module defines `add_parser(subparsers)`,
 # which registers its subcommand with `set_defaults(run=...)`, `run(args) -> int` taking the parsed
 # arguments. Modules must import only argparse-level things at the top (keeps `--help` fast).

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import landmarks as L
+from .face import landmarks as L
 from .errors import TalkingHeadError
 from .io import read_text_file
 from .motion.types import HEAD_FIELDS, Motion

@@ -14,12 +14,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, FeatureStream, frame_count
+from .audio.features import SAMPLE_RATE, FeatureStream, frame_count
 from .config import GenerateConfig
 from .errors import TalkingHeadError
-from .face import FaceObservation, find_portrait_face
+from .face.landmarker import FaceObservation, find_portrait_face
 from .io import VideoWriter, load_audio, load_image, resize_long_side
-from .measure import CLOSED_LIPS_GAP, mouth_aperture
+from .face.measure import CLOSED_LIPS_GAP, mouth_aperture
 from .motion.base import MotionSource
 from .motion.compose import audio_motion_source, build_motion_source
 from .motion.controls import Direction, check_controls
@@ -52,7 +52,7 @@ def prepare_portrait(image: np.ndarray, size: int, name: str = "portrait") -> Po
 def decision_delay_seconds(config: GenerateConfig) -> float:
     """Audio needed past a frame's centre before the frame is decided (the streaming latency that the
     motion source adds): the learned mouth's encoder latency, or the feature window plus look-ahead."""
-    from .audio import WINDOW_FRAMES
+    from .audio.features import WINDOW_FRAMES
 
     source = audio_motion_source(config.motion)
     latency = getattr(source, "latency_s", None)
@@ -170,7 +170,7 @@ class GenerateResult:
 def load_driving(video: str | Path, config: GenerateConfig = GenerateConfig()) -> DrivingMotion:
     """Track a driving video and retarget its motion relative to its reference frame (config.mix.reference)."""
     from .motion.video_driven import retarget
-    from .tracking import track_video
+    from .face.tracking import track_video
 
     return retarget(track_video(Path(video)), config.mix.reference, name=f"driving video '{video}'")
 

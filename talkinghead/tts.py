@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio.features import SAMPLE_RATE
 from .errors import TalkingHeadError
 
 MAX_TEXT_CHARS = 20_000  # about 20 minutes of speech

@@ -19,9 +19,9 @@ from PIL import Image
 
 import talkinghead
 from talkinghead import cli
-from talkinghead.audio import SAMPLE_RATE, frame_count
+from talkinghead.audio.features import SAMPLE_RATE, frame_count
 from talkinghead.errors import TalkingHeadError
-from talkinghead.face import FaceLandmarker, MIN_FACE_WIDTH_PX
+from talkinghead.face.landmarker import FaceLandmarker, MIN_FACE_WIDTH_PX
 from talkinghead.io import probe_video, read_video_frames
 
 SR = SAMPLE_RATE

@@ -13,14 +13,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from talkinghead import landmarks as L
-from talkinghead import measure
-from talkinghead.audio import extract_features
+from talkinghead.face import landmarks as L
+from talkinghead.face import measure
+from talkinghead.audio.features import extract_features
 from talkinghead.config import ControlConfig, GenerateConfig, MixConfig
 from talkinghead.direction import load_direction, parse_direction
 from talkinghead.errors import TalkingHeadError
-from talkinghead.expression import load_basis
-from talkinghead.face import FaceLandmarker, fit_similarity, rotation_to_euler
+from talkinghead.face.expression import load_basis
+from talkinghead.face.landmarker import FaceLandmarker
+from talkinghead.face.pose import fit_similarity, rotation_to_euler
 from talkinghead.motion.audio_rules import RuleBasedAudioMotion
 from talkinghead.motion.controls import (ControlledMotion, ControlSchedule, apply_controls, check_controls,
                                          control_defaults)
@@ -165,7 +166,7 @@ def run(source, features, pieces=None) -> Motion:
 
 
 def features_slice(f, a, b):
-    from talkinghead.audio import AudioFeatures
+    from talkinghead.audio.features import AudioFeatures
 
     return f.rows(a, b)
 

@@ -15,19 +15,19 @@ import numpy as np
 import pytest
 
 import talkinghead
-from talkinghead import landmarks as L
-from talkinghead import measure
-from talkinghead.audio import extract_features
+from talkinghead.face import landmarks as L
+from talkinghead.face import measure
+from talkinghead.audio.features import extract_features
 from talkinghead.config import GenerateConfig, MixConfig, RenderConfig
 from talkinghead.errors import TalkingHeadError
-from talkinghead.face import FaceLandmarker
+from talkinghead.face.landmarker import FaceLandmarker
 from talkinghead.io import VideoWriter, load_audio, read_video_frames
 from talkinghead.motion.audio_rules import RuleBasedAudioMotion
 from talkinghead.motion.mixer import MixedMotion, constant_gates
 from talkinghead.motion.types import Motion
-from talkinghead.motion.video_driven import HEAD_PIVOT, DrivingMotion, VideoDrivenMotion, retarget
+from talkinghead.motion.video_driven import DrivingMotion, VideoDrivenMotion, retarget
 from talkinghead.pipeline import Pipeline
-from talkinghead.tracking import track_video
+from talkinghead.face.tracking import track_video
 
 FPS = 25
 SR = 16000
@@ -107,12 +107,6 @@ def self_driving(clip: Path, track, out: Path, size: int | None = None) -> dict:
 # ------------------------------------------------------------------------------------------------
 # retargeting
 # ------------------------------------------------------------------------------------------------
-
-
-def test_head_pivot_matches_the_renderer():
-    from talkinghead.render.rig import HEAD_PIVOT as RENDER_PIVOT
-
-    np.testing.assert_array_equal(HEAD_PIVOT, RENDER_PIVOT)
 
 
 def test_motion_is_relative_to_the_reference_frame(track_of):

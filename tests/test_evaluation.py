@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkinghead import landmarks as L
+from talkinghead.face import landmarks as L
 from talkinghead.errors import TalkingHeadError
 from talkinghead.evaluation import identity, metrics
 from talkinghead.evaluation.protocols import (FROZEN, REAL, Scorer, Variant, parse_variant, self_reenactment,
                                               summarize)
 from talkinghead.evaluation.voice import voiced_frames
-from talkinghead.face import euler_to_rotation
+from talkinghead.face.pose import euler_to_rotation
 from talkinghead.io import load_audio, read_video_frames
-from talkinghead.measure import mouth_aperture
-from talkinghead.tracking import track_video
+from talkinghead.face.measure import mouth_aperture
+from talkinghead.face.tracking import track_video
 
 CLIP = "pcavs_vox_00373.mp4"  # 224x224, 5 s, English: the smallest real talking clip
 OTHER_CLIP = "pcavs_vox_620900105.mp4"  # a different person
@@ -70,7 +70,7 @@ def test_time_shifted_mouth_is_found_at_its_lag(apertures, shift):
 def test_image_mode_tracking_agrees_with_video_mode_and_trails_less(real_file, track, apertures):
     """Two paths: every frame on its own (the mouth model's training targets) against MediaPipe's video
     mode (the evaluation's tracker). Same mouth, but the video mode's temporal filter makes it later."""
-    from talkinghead.tracking import track_frames
+    from talkinghead.face.tracking import track_frames
 
     frames = list(read_video_frames(real_file(CLIP)))
     image = track_frames(frames, track.fps, video=False)

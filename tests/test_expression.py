@@ -15,14 +15,14 @@ import cv2
 import numpy as np
 import pytest
 
-from talkinghead import landmarks as L
-from talkinghead.expression import load_basis
-from talkinghead.face import FaceLandmarker
+from talkinghead.face import landmarks as L
+from talkinghead.face.expression import load_basis
+from talkinghead.face.landmarker import FaceLandmarker
 from talkinghead.io import load_image
 from talkinghead.motion.types import HEAD_FIELDS, Motion
 from talkinghead.pipeline import prepare_portrait
 from talkinghead.render.renderer import Renderer
-from talkinghead.tracking import track_video
+from talkinghead.face.tracking import track_video
 
 import talkinghead
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import talkinghead
-from talkinghead import landmarks as L
-from talkinghead.audio import SAMPLE_RATE, FeatureStream, extract_features, frame_count
+from talkinghead.face import landmarks as L
+from talkinghead.audio.features import SAMPLE_RATE, FeatureStream, extract_features, frame_count
 from talkinghead.config import GenerateConfig, RenderConfig
-from talkinghead.face import FaceLandmarker
+from talkinghead.face.landmarker import FaceLandmarker
 from talkinghead.io import load_audio, load_image, probe_video, read_video_frames
-from talkinghead.measure import mouth_aperture
+from talkinghead.face.measure import mouth_aperture
 from talkinghead.motion.types import HEAD_FIELDS, Motion
 from talkinghead.pipeline import decision_delay_seconds
 from motion_checks import assert_motion_equal

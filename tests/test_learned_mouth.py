@@ -11,9 +11,9 @@ import struct
 import numpy as np
 import pytest
 
-from talkinghead import landmarks as L
-from talkinghead import speech_encoder as se
-from talkinghead.audio import SAMPLE_RATE, FeatureStream, extract_features, frame_count
+from talkinghead.face import landmarks as L
+from talkinghead.audio import speech_encoder as se
+from talkinghead.audio.features import SAMPLE_RATE, FeatureStream, extract_features, frame_count
 from talkinghead.config import MotionConfig
 from talkinghead.motion.audio_rules import MOUTH_OPENING_COEFFS, RuleBasedAudioMotion
 from talkinghead.motion.learned_mouth import (GATE_BEFORE, LearnedMouthMotion, MouthModel, load_default_model,
@@ -377,7 +377,7 @@ def test_closed_lips_in_the_portrait_are_the_closed_rest_pose():
 
 
 def test_pipeline_tells_the_mouth_whether_the_portrait_lips_are_closed(demo_image):
-    from talkinghead.measure import CLOSED_LIPS_GAP, mouth_aperture
+    from talkinghead.face.measure import CLOSED_LIPS_GAP, mouth_aperture
     from talkinghead.pipeline import Pipeline
 
     pipeline = Pipeline.from_image(demo_image)
@@ -459,7 +459,7 @@ def test_committed_model_is_small_and_complete(default_model):
 
 
 def test_committed_poses_reproduce_gap_and_width_through_the_basis(default_model):
-    from talkinghead.expression import load_basis
+    from talkinghead.face.expression import load_basis
 
     basis = load_basis().basis
     gap = basis[:, L.LIP_LOWER_INNER_MID, 1] - basis[:, L.LIP_UPPER_INNER_MID, 1]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkinghead import landmarks as L
-from talkinghead.audio import SAMPLE_RATE, AudioFeatures, extract_features, frame_count
+from talkinghead.face import landmarks as L
+from talkinghead.audio.features import SAMPLE_RATE, AudioFeatures, extract_features, frame_count
 from talkinghead.config import MotionConfig
 from talkinghead.motion.audio_rules import JAW_REST_MAX, MOUTH_OPENING_COEFFS, RuleBasedAudioMotion
 from talkinghead.motion.types import HEAD_FIELDS, N_HEAD, Motion

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from talkinghead import landmarks as L
+from talkinghead.face import landmarks as L
 from talkinghead.config import GenerateConfig
 from talkinghead.errors import TalkingHeadError
 from talkinghead.motion.recorded import RecordedMotion
@@ -88,7 +88,7 @@ def test_recorded_motion_replays_frame_for_frame_at_the_same_rate(tmp_path):
     motion = random_motion(50)
     source = RecordedMotion(*read_motion(write_motion(tmp_path / "m.csv", motion, FPS)))
     source.start(np.zeros(L.N_BLENDSHAPES), FPS)
-    from talkinghead.audio import extract_features
+    from talkinghead.audio.features import extract_features
 
     features = extract_features(np.zeros(SR * 3, np.float32), FPS)  # 75 frames: longer than the file
     out = source.push(features)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkinghead import landmarks as L
-from talkinghead.audio import SAMPLE_RATE, extract_features
+from talkinghead.face import landmarks as L
+from talkinghead.audio.features import SAMPLE_RATE, extract_features
 from talkinghead.config import MotionConfig
 from talkinghead.motion.audio_rules import RuleBasedAudioMotion
 from talkinghead.motion.prosody import NOD_DEG, ProsodyTracker

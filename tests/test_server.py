@@ -26,7 +26,7 @@ ws_client = pytest.importorskip("websockets.sync.client")
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from talkinghead.audio import SAMPLE_RATE, frame_count  # noqa: E402
+from talkinghead.audio.features import SAMPLE_RATE, frame_count
 from talkinghead.config import GenerateConfig, MotionConfig  # noqa: E402
 from talkinghead.server.background import BackgroundServer  # noqa: E402
 from talkinghead.server.live import (LIVE_DEFAULTS, END_OF_AUDIO, FRAME_HEADER, LiveSession, decision_delay_seconds,  # noqa: E402

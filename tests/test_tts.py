@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from talkinghead.audio import SAMPLE_RATE
+from talkinghead.audio.features import SAMPLE_RATE
 from talkinghead.errors import TalkingHeadError
 from talkinghead.io import probe_video
 from talkinghead.tts import synthesize

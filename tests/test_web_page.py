@@ -24,7 +24,7 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="the test ext
 pytest.importorskip("fastapi")
 from PIL import Image  # noqa: E402
 
-from talkinghead.audio import SAMPLE_RATE  # noqa: E402
+from talkinghead.audio.features import SAMPLE_RATE
 from talkinghead.server.background import BackgroundServer  # noqa: E402
 from talkinghead.server.settings import ServerSettings  # noqa: E402
 
@@ -89,7 +89,7 @@ def page(browser, server):
 
 
 def mouth_aperture_of(png: bytes, landmarker) -> float | None:
-    from talkinghead.measure import mouth_aperture
+    from talkinghead.face.measure import mouth_aperture
 
     faces = landmarker.detect(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
     return float(mouth_aperture(faces[0].landmarks)) if faces else None
@@ -111,7 +111,7 @@ def test_options_are_built_from_the_server_options(page, server):
 
 
 def test_live_mode_with_the_fake_microphone_moves_the_mouth(page):
-    from talkinghead.face import FaceLandmarker
+    from talkinghead.face.landmarker import FaceLandmarker
 
     page.click("#tab-button-live")
     page.click("#live-start")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import landmarks as L
-from ..face import fit_similarity, rotation_to_euler
-from ..measure import eye_opening, interocular
+from ..face import landmarks as L
+from ..face.pose import fit_similarity, rotation_to_euler
+from ..face.measure import eye_opening, interocular
 
 MAX_LAG_FRAMES = 8  # lip-sync offset search window, frames either way
 SILENCE_MIN_SECONDS = 0.3  # silent stretches shorter than this are ignored (pauses inside speech)

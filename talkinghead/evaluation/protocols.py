@@ -16,15 +16,15 @@ from typing import Iterator
 
 import numpy as np
 
-from .. import landmarks as L
-from ..audio import SAMPLE_RATE, extract_features, frame_count
+from ..face import landmarks as L
+from ..audio.features import SAMPLE_RATE, extract_features, frame_count
 from ..config import GenerateConfig
 from ..errors import TalkingHeadError
-from ..face import FaceLandmarker
+from ..face.landmarker import FaceLandmarker
 from ..io import VideoWriter, load_audio, load_image, probe_video, read_video_frames
-from ..measure import mouth_aperture
+from ..face.measure import mouth_aperture
 from ..pipeline import Pipeline, prepare_portrait
-from ..tracking import VideoTrack, track_video
+from ..face.tracking import VideoTrack, track_video
 from . import identity, metrics
 from .voice import voiced_frames
 

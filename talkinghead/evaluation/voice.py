@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio.features import SAMPLE_RATE
 from ..errors import TalkingHeadError
 
 VAD_FRAME_SECONDS = 0.03  # WebRTC VAD accepts 10, 20 or 30 ms frames

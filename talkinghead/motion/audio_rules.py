@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import landmarks as L
-from ..audio import AudioFeatures
+from ..face import landmarks as L
+from ..audio.features import AudioFeatures
 from ..config import MotionConfig
 from .prosody import ProsodyTracker
 from .types import HEAD_FIELDS, Motion

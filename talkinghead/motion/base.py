@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..audio import AudioFeatures
+from ..audio.features import AudioFeatures
 from .types import Motion
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import AudioFeatures
+from ..audio.features import AudioFeatures
 from ..config import GenerateConfig, MotionConfig
 from ..errors import TalkingHeadError
 from .audio_rules import RuleBasedAudioMotion

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import landmarks as L
-from ..audio import AudioFeatures
+from ..face import landmarks as L
+from ..audio.features import AudioFeatures
 from ..config import ControlConfig, MixConfig
 from ..errors import TalkingHeadError
 from .base import MotionSource

@@ -26,14 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import landmarks as L
-from ..audio import AudioFeatures
+from ..assets import ASSETS_DIR
+from ..face import landmarks as L
+from ..audio.features import AudioFeatures
 from ..config import MotionConfig
-from ..speech_encoder import SpeechFeatureStream, StreamGrid, WhisperEncoder
+from ..audio.speech_encoder import SpeechFeatureStream, StreamGrid, WhisperEncoder
 from .audio_rules import MOUTH_OPENING_COEFFS, EnergyVoiceActivity, RuleBasedAudioMotion
 from .types import Motion
 
-MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "mouth_model.npz"
+MODEL_PATH = ASSETS_DIR / "mouth_model.npz"
 MODEL_FORMAT = 1  # version of the npz layout below
 OUTPUTS = ("open", "width", "speech")  # what the regression predicts per frame (see module docstring)
 

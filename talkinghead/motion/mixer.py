@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import landmarks as L
-from ..audio import AudioFeatures
+from ..face import landmarks as L
+from ..audio.features import AudioFeatures
 from .base import MotionSource
 from .types import HEAD_FIELDS, Motion
 

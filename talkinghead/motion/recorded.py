@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from ..audio import AudioFeatures
+from ..audio.features import AudioFeatures
 from .types import Motion
 
 log = logging.getLogger(__name__)

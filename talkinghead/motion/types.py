@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import landmarks as L
+from ..face import landmarks as L
 
 HEAD_FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
 N_HEAD = len(HEAD_FIELDS)

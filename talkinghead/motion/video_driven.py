@@ -31,19 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import landmarks as L
-from ..audio import AudioFeatures
+from ..face import landmarks as L
+from ..audio.features import AudioFeatures
 from ..errors import TalkingHeadError
-from ..expression import ExpressionBasis, load_basis
-from ..face import fit_similarity, rotation_to_euler
-from ..tracking import VideoTrack
+from ..face.expression import ExpressionBasis, load_basis
+from ..face.pose import HEAD_PIVOT, fit_similarity, rotation_to_euler  # the renderer's rotation centre too
+from ..face.tracking import VideoTrack
 from .types import N_HEAD, Motion
 
 log = logging.getLogger(__name__)
 
-# The renderer rotates the head about this point (canonical IOD units); it must equal
-# render.rig.HEAD_PIVOT (a test checks it), so a driver's head translation is split the same way.
-HEAD_PIVOT = np.array([0.0, 0.9, 1.2])
 # Rotations beyond this are compressed (limit * tanh(angle / limit)): a 2D warp cannot show the sides
 # of a head the portrait does not, and tears the background past ~20 degrees of yaw.
 HEAD_SOFT_LIMIT_DEG = 18.0

@@ -11,10 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import landmarks as L
+from ..face import landmarks as L
 from ..config import RenderConfig
-from ..expression import ExpressionBasis, load_basis
-from ..face import FaceObservation
+from ..face.expression import ExpressionBasis, load_basis
+from ..face.landmarker import FaceObservation
 from ..motion.types import Motion
 from .mouth import MouthFrame, draw_mouth_interior
 from .rig import MOUTH_SPLIT_SOFTNESS_PX, PortraitRig

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import landmarks as L
+from ..face import landmarks as L
 from ..config import RenderConfig
-from ..expression import ExpressionBasis
-from ..face import FaceObservation, euler_to_rotation, fit_similarity
+from ..face.expression import ExpressionBasis
+from ..face.landmarker import FaceObservation
+from ..face.pose import HEAD_PIVOT, euler_to_rotation, fit_similarity
 from ..motion.types import HEAD_FIELDS
 from .mouth import MouthFrame, MouthStyle
 from .warp import Grid, SplineField, Upsampler
 
-HEAD_PIVOT = np.array([0.0, 0.9, 1.2])  # rotation centre, canonical IOD units (below and behind the eyes)
 HEAD_RING_SCALE = (1.45, 1.35, 1.75)  # ring size over the face oval: x, y below, y above (hair)
 HEAD_RING_POINTS = 28
 NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the head

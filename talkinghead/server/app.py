@@ -30,7 +30,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from .. import __version__
-from ..audio import SAMPLE_RATE
+from ..assets import ASSETS_DIR
+from ..audio.features import SAMPLE_RATE
 from ..config import GenerateConfig
 from ..errors import TalkingHeadError
 from ..io import load_audio, load_image
@@ -45,7 +46,6 @@ from .worker import AUDIO_FILE, PORTRAIT_FILE, tts_available
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEMO_PORTRAIT, DEMO_SPEECH = ASSETS_DIR / "astronaut.png", ASSETS_DIR / "demo_speech.wav"
 BUSY_RETRY_AFTER_S = 10
 MAX_AUDIO_MESSAGE_SECONDS = 1.0  # one live audio message carries at most this much audio

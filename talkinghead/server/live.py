@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..audio import SAMPLE_RATE
+from ..audio.features import SAMPLE_RATE
 from ..config import GenerateConfig, MotionConfig
 from ..errors import TalkingHeadError
 from ..io import load_image

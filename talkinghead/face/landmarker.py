@@ -1,4 +1,4 @@
-"""Face analysis: MediaPipe FaceLandmarker (478 landmarks, 52 blendshapes) and head pose.
+"""Face analysis: MediaPipe FaceLandmarker (478 landmarks, 52 blendshapes) and the portrait's face.
 
 image (H, W, 3) uint8 RGB -> FaceObservation per face, largest first.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import landmarks as L
-from .errors import TalkingHeadError
+from ..errors import TalkingHeadError
 
 log = logging.getLogger(__name__)
 
@@ -176,56 +176,3 @@ def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: flo
         raise TalkingHeadError(f"the face in {name} is only {face.width:.0f} px wide (at least "
                                f"{MIN_FACE_WIDTH_PX} px is needed): {fix}")
     return face
-
-
-# --- head pose -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Similarity:
-    """x_image = scale * rotation @ x_canonical + translation (3D; rows are points)."""
-
-    scale: float
-    rotation: np.ndarray  # (3, 3)
-    translation: np.ndarray  # (3,)
-
-    def apply(self, points: np.ndarray) -> np.ndarray:
-        """Canonical (N, 3) -> image (N, 3)."""
-        return self.scale * points @ self.rotation.T + self.translation
-
-    def invert(self, points: np.ndarray) -> np.ndarray:
-        """Image (N, 3) -> canonical (N, 3), exact inverse of apply."""
-        return ((points - self.translation) @ self.rotation) / self.scale
-
-
-def fit_similarity(points: np.ndarray, reference: np.ndarray, ids=L.RIGID_POINTS) -> Similarity:
-    """Umeyama least-squares similarity mapping reference[ids] onto points[ids] (3D)."""
-    src = reference[list(ids)].astype(np.float64)
-    dst = points[list(ids)].astype(np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    cov = xd.T @ xs / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1
-    rot = u @ np.diag(d) @ vt
-    scale = float((sig * d).sum() / xs.var(0).sum())
-    trans = mu_d - scale * rot @ mu_s
-    return Similarity(scale, rot, trans)
-
-
-def rotation_to_euler(rotation: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees of R = Rz(roll) @ Ry(yaw) @ Rx(pitch) (image axes: x right, y down)."""
-    yaw = np.degrees(np.arcsin(np.clip(-rotation[2, 0], -1, 1)))
-    pitch = np.degrees(np.arctan2(rotation[2, 1], rotation[2, 2]))
-    roll = np.degrees(np.arctan2(rotation[1, 0], rotation[0, 0]))
-    return float(yaw), float(pitch), float(roll)
-
-
-def euler_to_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Inverse of rotation_to_euler (degrees)."""
-    y, p, r = np.radians([yaw, pitch, roll])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return rz @ ry @ rx

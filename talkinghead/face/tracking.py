@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from . import landmarks as L
-from .face import FaceLandmarker
-from .io import probe_video, read_video_frames
+from .landmarker import FaceLandmarker
+from ..io import probe_video, read_video_frames
 
 TRACK_MAX_SIDE = 720  # frames are downscaled to this long side before tracking (speed)
 

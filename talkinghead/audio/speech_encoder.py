@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import erf
 
-from .audio import SAMPLE_RATE, frame_count
-from .errors import TalkingHeadError
+from .features import SAMPLE_RATE, frame_count
+from ..errors import TalkingHeadError
 
 # --- Whisper's front end (whisper/audio.py) -------------------------------------------------------
 N_FFT = 400  # 25 ms window

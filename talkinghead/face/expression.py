@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..assets import ASSETS_DIR
 from . import landmarks as L
 
-BASIS_PATH = Path(__file__).parent / "assets" / "expression_basis.npz"
+BASIS_PATH = ASSETS_DIR / "expression_basis.npz"
 
 
 @dataclass(frozen=True)
