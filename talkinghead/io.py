@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from talkinghead.errors import TalkingHeadError
+from .config import SAMPLE_RATE, default_of
+from .errors import TalkingHeadError
 
 PathLike = Union[str, os.PathLike]
 
@@ -39,7 +40,7 @@ IMAGE_BACKGROUND = (255, 255, 255)
 _IMAGE_FORMATS_HINT = "use a JPEG, PNG or WebP"
 
 # --- audio --------------------------------------------------------------------------------------
-DEFAULT_SAMPLE_RATE = 16_000
+DEFAULT_SAMPLE_RATE = SAMPLE_RATE
 """Default sample rate (Hz) for decoded audio and for :class:`VideoWriter` input."""
 MIN_AUDIO_SECONDS = 0.1
 """Shortest accepted audio clip."""
@@ -50,7 +51,7 @@ _AUDIO_FORMATS_HINT = "use a WAV, MP3, M4A, FLAC or OGG file, or a video with so
 # --- video --------------------------------------------------------------------------------------
 VIDEO_CODEC = "libx264"
 VIDEO_PIX_FMT = "yuv420p"
-DEFAULT_CRF = 18
+DEFAULT_CRF = default_of("crf")  # GenerateConfig's
 DEFAULT_PRESET = "veryfast"
 AUDIO_CODEC = "aac"
 AUDIO_BITRATE = 128_000

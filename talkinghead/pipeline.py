@@ -22,7 +22,7 @@ from .io import VideoWriter, load_audio, load_image, resize_long_side
 from .face.measure import CLOSED_LIPS_GAP, mouth_aperture
 from .motion.base import MotionSource
 from .motion.compose import audio_motion_source, build_motion_source
-from .motion.controls import Direction, check_controls
+from .motion.controls import Direction
 from .motion.recorded import RecordedMotion
 from .motion.types import Motion
 from .motion.video_driven import DrivingMotion
@@ -192,7 +192,6 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
     from . import motion_files
     from .direction import load_direction
 
-    check_controls(config.controls, config.mix)
     if motion_out is not None:
         motion_files.motion_file_kind(Path(motion_out), "--motion-out")
     if driving is not None and motion_in is not None:

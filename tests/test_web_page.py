@@ -24,7 +24,7 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="the test ext
 pytest.importorskip("fastapi")
 from PIL import Image  # noqa: E402
 
-from talkinghead.audio.features import SAMPLE_RATE
+from talkinghead.audio.features import SAMPLE_RATE  # noqa: E402
 from talkinghead.server.background import BackgroundServer  # noqa: E402
 from talkinghead.server.settings import ServerSettings  # noqa: E402
 

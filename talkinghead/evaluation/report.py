@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .metrics import SILENCE_MIN_SECONDS, runs
-from .protocols import FROZEN, REAL, ClipResult
+from .protocols import ClipResult
+from .variants import FROZEN, REAL
 
 REPORT_VERSION = 1
 SHEET_COLUMNS = 6  # frames per row of a contact sheet

@@ -39,7 +39,7 @@ from ..pipeline import check_audio
 from .jobs import JobLimits, JobStore, QueueFull
 from .live import (AUDIO_FORMATS, DEFAULT_QUALITY, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, EncodedFrame,
                    LIVE_DEFAULTS, SessionWorker, SessionWorkers, decision_delay_seconds, decode_pcm, single_threaded_blas)
-from .options import OptionError, build_config, config_options, parse_options
+from .options import OptionError, build_config, config_options, parse_options, presets_json
 from .settings import ServerSettings
 from .worker import AUDIO_FILE, PORTRAIT_FILE, tts_available
 
@@ -203,7 +203,7 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
 
     @app.get("/api/options", summary="Settable options and live-protocol facts")
     async def options():
-        return {"options": [o.as_json() for o in config_options()],
+        return {"options": [o.as_json() for o in config_options()], "presets": presets_json(),
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_audio_seconds": settings.max_audio_seconds,
                            "max_text_chars": settings.max_text_chars, "live_max_size": settings.live_max_size},
                 "live": {"sample_rate": SAMPLE_RATE, "audio_formats": list(AUDIO_FORMATS),
