@@ -56,7 +56,7 @@ def quote(value: Any, limit: int = 60) -> str:
 def option(default: Any, help: str, *, range: tuple[float, float] | None = None, unit: str = "",
            default_text: str = "", flag: str | None = None, group: tuple[str, str] | None = None,
            aliases: dict[str, Any] | None = None, internal: bool = False, needs_driving: bool = False,
-           check=None, allowed: str = "", suffix_field: str = "") -> Any:
+           check=None, allowed: str = "", suffix_field: str = "", served: bool = True) -> Any:
     """A config field with its schema.
 
     help: one line for --help, the API and the page; range: (min, max) of a number, inclusive;
@@ -66,12 +66,12 @@ def option(default: Any, help: str, *, range: tuple[float, float] | None = None,
     stand for values ("audio" -> 0.0); internal: not offered by the CLI or the server (eval and the
     Python API can set it); needs_driving: only acts with a driving video; check: extra validator
     value -> None raising ValueError with what is allowed; allowed: what a text option takes, in words;
-    suffix_field: a sibling field that the CLI
+    served: whether the server offers it (it runs its own processes); suffix_field: a sibling field that the CLI
     value's part after ':' sets (`--emotion happy:0.8`).
     """
     meta = {"help": help, "range": range, "unit": unit, "default_text": default_text, "flag": flag,
             "group": group, "aliases": aliases or {}, "internal": internal, "needs_driving": needs_driving,
-            "check": check, "allowed": allowed, "suffix_field": suffix_field}
+            "check": check, "allowed": allowed, "suffix_field": suffix_field, "served": served}
     return field(default=default, metadata=meta)
 
 
@@ -267,6 +267,8 @@ class GenerateConfig(Validated):
     chunk_seconds: float = option(1.0, "audio is processed in chunks of this length (memory stays flat)",
                                   range=(0.04, 10.0), unit="s", internal=True)
     crf: int = option(18, "H.264 quality: lower is better, 18 is visually lossless", range=(0, 51))
+    threads: int = option(1, "CPU threads for the numerical libraries (BLAS, OpenCV) while generating; 0 lets "
+                          "them use every core", range=(0, 256), served=False)
 
 
 # Named configurations: an entry point starts from one of these instead of writing its own defaults.

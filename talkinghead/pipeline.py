@@ -16,6 +16,7 @@ import numpy as np
 
 from .audio.features import SAMPLE_RATE, FeatureStream, frame_count
 from .config import GenerateConfig
+from .threads import compute_threads, with_compute_threads
 from .errors import TalkingHeadError
 from .face.landmarker import FaceObservation, find_portrait_face
 from .io import VideoWriter, load_audio, load_image, resize_long_side
@@ -117,12 +118,14 @@ class Pipeline:
     def stream(self, chunks: Iterable[np.ndarray],
                motion_sink: Callable[[Motion], None] | None = None) -> Iterator[np.ndarray]:
         """PCM chunks -> frames (H, W, 3) uint8 RGB, one per 1/fps of audio, incrementally
-        (`motion_sink` receives each run of Motion before it is drawn)."""
-        for motion in self.stream_motion(chunks):
-            if motion_sink is not None:
-                motion_sink(motion)
-            for i in range(len(motion)):
-                yield self.renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
+        (`motion_sink` receives each run of Motion before it is drawn). While it runs, the numerical
+        libraries use config.threads threads (see talkinghead.threads)."""
+        with compute_threads(self.config.threads):
+            for motion in self.stream_motion(chunks):
+                if motion_sink is not None:
+                    motion_sink(motion)
+                for i in range(len(motion)):
+                    yield self.renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
 
     def chunks(self, audio: np.ndarray) -> Iterator[np.ndarray]:
         """Split a whole clip into the configured chunk length."""
@@ -175,6 +178,7 @@ def load_driving(video: str | Path, config: GenerateConfig = GenerateConfig()) -
     return retarget(track_video(Path(video)), config.mix.reference, name=f"driving video '{video}'")
 
 
+@with_compute_threads
 def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | None, out: str | Path,
              config: GenerateConfig = GenerateConfig(),
              progress: Callable[[int, int], None] | None = None, text: str | None = None, *,

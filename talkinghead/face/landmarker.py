@@ -6,8 +6,11 @@ image (H, W, 3) uint8 RGB -> FaceObservation per face, largest first.
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.util
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -96,11 +99,52 @@ class FaceObservation:
         return float(np.linalg.norm(lm[L.EYE_LEFT_OUTER_CORNER, :2] - lm[L.EYE_RIGHT_OUTER_CORNER, :2]))
 
 
+# MediaPipe's vision package imports its drawing helpers, which import matplotlib.pyplot (about 1 s of
+# start-up); the landmarker needs neither.
+DRAWING_MODULES = ("mediapipe.tasks.python.vision.drawing_styles", "mediapipe.tasks.python.vision.drawing_utils")
+
+
+class _EmptyModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import hook that loads the named modules as empty ones."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname, path, target=None):
+        return importlib.util.spec_from_loader(fullname, self) if fullname in self.names else None
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+def import_vision_tasks() -> None:
+    """Import mediapipe's vision tasks without their drawing helpers; a later import of those loads them."""
+    if "mediapipe.tasks.python.vision" in sys.modules:
+        return
+    skip = _EmptyModules(DRAWING_MODULES)
+    sys.meta_path.insert(0, skip)
+    try:
+        import mediapipe.tasks.python.vision  # noqa: F401
+    finally:
+        sys.meta_path.remove(skip)
+        vision = sys.modules.get("mediapipe.tasks.python.vision")
+        for name in DRAWING_MODULES:
+            module = sys.modules.get(name)
+            if module is not None and module.__spec__.loader is skip:
+                del sys.modules[name]
+                if vision is not None and getattr(vision, name.rsplit(".", 1)[1], None) is module:
+                    delattr(vision, name.rsplit(".", 1)[1])
+
+
 class FaceLandmarker:
     """MediaPipe FaceLandmarker; `video=True` tracks across frames (pass increasing timestamps)."""
 
     def __init__(self, video: bool = False, max_faces: int = MAX_FACES):
         os.environ.setdefault("GLOG_minloglevel", "2")
+        import_vision_tasks()
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 

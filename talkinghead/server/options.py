@@ -64,7 +64,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def served(spec: OptionSpec) -> bool:
     """Whether requests may set this option."""
-    return not (spec.internal or spec.needs_driving or spec.path in PATH_OPTIONS)
+    return spec.meta.get("served", True) and not (spec.internal or spec.needs_driving or spec.path in PATH_OPTIONS)
 
 
 def config_options() -> list[Option]:
