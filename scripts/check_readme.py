@@ -3,7 +3,7 @@
     python scripts/check_readme.py [--keep DIR]
 
 The README's placeholder inputs are made first from the bundled demo assets: face.jpg (the astronaut),
-speech.wav (3 s of the demo speech), actor.mp4 (a talking video made by the first command that needs
+speech.wav (3 s of the demo speech), the folders portraits/ and speech/ and jobs.csv (one item each), actor.mp4 (a talking video made by the first command that needs
 it) and scene.yaml (the README's own direction-file example). The `curl` lines run against a
 `talkinghead serve` started on a free local port; JOB becomes the id the first call returns. The
 Python example runs as one script. Commands that install or run the test suite are covered elsewhere
@@ -86,6 +86,10 @@ def make_inputs(folder: Path) -> None:
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
         out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
     (folder / "scene.yaml").write_text(textwrap.dedent(readme_blocks("yaml")[0]), encoding="utf-8")
+    for sub, name in (("portraits", "face.jpg"), ("speech", "speech.wav")):  # the batch examples' folders
+        (folder / sub).mkdir(exist_ok=True)
+        shutil.copy(folder / name, folder / sub / name)
+    (folder / "jobs.csv").write_text("image,audio,motion.seed\nface.jpg,speech.wav,3\n", encoding="utf-8")
 
 
 def run_shell(command: str, folder: Path, env: dict) -> tuple[bool, str]:
@@ -150,6 +154,8 @@ def output_of(command: str) -> str | None:
     words = shlex.split(command)
     if "--out" in words:
         return words[words.index("--out") + 1]
+    if words[:2] == ["talkinghead", "batch"]:
+        return str(Path(words[words.index("--out-dir") + 1]) / "face_speech.mp4")
     if words[:2] == ["talkinghead", "demo"]:
         return "demo.mp4"
     if words[:2] == ["talkinghead", "generate"] and "--help" not in words:

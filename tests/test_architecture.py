@@ -200,7 +200,7 @@ def test_nothing_imports_the_cli():
     assert users == []
 
 
-@pytest.mark.parametrize("app", ["evaluation", "server"])
+@pytest.mark.parametrize("app", ["evaluation", "server", "batch"])
 def test_applications_sit_on_top(app):
     users = sorted(m for m, deps in GRAPH.items()
                    if any(in_layer(d, app) for d in deps) and not in_layer(m, app))
