@@ -10,15 +10,14 @@ processes spinning on arithmetic. Prints medians (wall and CPU seconds) and the 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_hogs, time_command  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "real" / "hallo_ref1.jpg"
@@ -26,23 +25,10 @@ DEFAULT_AUDIO = REPO / "talkinghead" / "assets" / "demo_speech.wav"
 SETTINGS = (("one thread (--threads 1)", "1"), ("libraries' choice (--threads 0)", "0"))
 
 
-def spin() -> None:
-    """Burn one core until killed."""
-    x = 0
-    while True:
-        x = (x * 1103515245 + 12345) % 2**31
-
-
 def run_once(image: Path, audio: Path, threads: str, out: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child) of one whole command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "talkinghead", "generate", "--image", str(image), "--audio", str(audio),
-                    "--out", str(out), "--overwrite", "--quiet", "--threads", threads], check=True,
-                   env={**os.environ, "GLOG_minloglevel": "2"})
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return time_command(["generate", "--image", str(image), "--audio", str(audio), "--out", str(out), "--overwrite",
+                         "--quiet", "--threads", threads])
 
 
 def measure(image: Path, audio: Path, repeats: int, out: Path) -> dict[str, tuple[float, float]]:
@@ -71,14 +57,8 @@ def main() -> None:
     out = Path(tempfile.mkdtemp()) / "bench.mp4"
     print(f"{args.image.name} + {args.audio.name}, {os.cpu_count()} cores, {args.repeats} repeats")
     report("idle", measure(args.image, args.audio, args.repeats, out))
-    hogs = [multiprocessing.Process(target=spin, daemon=True) for _ in range(args.hog_processes)]
-    for hog in hogs:
-        hog.start()
-    try:
+    with cpu_hogs(args.hog_processes):
         report(f"beside {args.hog_processes} CPU hog processes", measure(args.image, args.audio, args.repeats, out))
-    finally:
-        for hog in hogs:
-            hog.terminate()
 
 
 if __name__ == "__main__":
