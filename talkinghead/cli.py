@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="talkinghead: %(message)s")
     args = _parser().parse_args(argv)
     from .errors import TalkingHeadError
+    from .outputs import interrupt_on_signals  # issue 17: SIGTERM / SIGHUP clean up like Ctrl-C
+    interrupt_on_signals()
 
     try:
         if getattr(args, "run", None) is not None:

@@ -67,7 +67,6 @@ EYE_WIDTH_PER_RADIUS = 2.5  # an eye opening is ~30 mm wide on a ~12 mm-radius e
 TIMECODE = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})[:;](\d+)(?:\.(\d+))?$")
 TIMECODE_RATES = (24, 25, 30, 48, 50, 60, 100, 120)  # frame rates a CSV's timecode may count in
 MAX_MOTION_FRAMES = 4 * 3600 * 30  # 4 hours at 30 FPS (the longest speech the command takes is 4 hours)
-MAX_FAST_CELL_CHARS = 64  # cells up to this long are converted by numpy in one call
 MAX_MOTION_FILE_BYTES = 400_000_000  # a 4-hour Live Link CSV at full precision is about 300 MB
 assert len(set(LIVE_LINK_BLENDSHAPES)) == L.N_BLENDSHAPES and set(LIVE_LINK_BLENDSHAPES) == set(L.BLENDSHAPE_NAMES)
 _LIVE_LINK_INDEX = np.array([L.BLENDSHAPE_INDEX[n] for n in LIVE_LINK_BLENDSHAPES])
@@ -230,17 +229,16 @@ def _read_csv(text: str, path: Path, default_fps: float) -> tuple[Motion, np.nda
 
 
 def _number_column(body: list[list[str]], col: int, header: list[str], path: Path) -> np.ndarray:
-    """One CSV column -> float64 values, converted in one numpy call; the first bad cell is named."""
+    """One CSV column -> float64 values, converted without a Python loop body; the first bad cell is named."""
     cells = [row[col] for row in body]
-    if max(map(len, cells)) <= MAX_FAST_CELL_CHARS:  # numpy's fixed-width strings stay small
-        try:
-            out = np.array(cells).astype(np.float64)
-            if np.all(np.isfinite(out)):
-                return out
-        except ValueError:
-            pass
+    try:
+        out = np.fromiter(map(float, cells), np.float64, len(cells))  # float() is C; no Python loop body
+        if np.all(np.isfinite(out)):
+            return out
+    except ValueError:
+        pass
     out = np.empty(len(cells))
-    for r, cell in enumerate(cells):  # slow path: long cells, or naming the culprit
+    for r, cell in enumerate(cells):  # slow path, only to name the culprit
         try:
             out[r] = float(cell.strip())
         except ValueError:

@@ -30,7 +30,7 @@ STATS_INTERVAL_S = 1.0
 QUALITY_RANGE = (10, 95)
 START_EXAMPLE = '{"type": "start", "options": {...}}'
 START_FIELDS = ("type", "options", "audio_format", "image_format", "quality", "sample_rate")
-CLOSE_SEND_TIMEOUT_S = 2.0  # an error message that cannot be delivered in this time is given up
+CLOSE_SEND_TIMEOUT_S = 10.0  # an error message that cannot be delivered in this time is given up
 # WebSocket close codes: 1013 "try again later" (standard), 4xxx application-defined.
 CLOSE_BUSY, CLOSE_BAD_INPUT, CLOSE_TIMEOUT, CLOSE_OVERLOADED, CLOSE_FORBIDDEN, CLOSE_INTERNAL = (
     1013, 4400, 4408, 4503, 4403, 4500)
@@ -227,15 +227,11 @@ class _Outbox:
         self.error = error
         self.ended.set()
 
-    def stalled_seconds(self) -> float:
-        """How long the send in progress has waited on the client (0 when none is waiting)."""
-        return 0.0 if self.send_started is None else time.monotonic() - self.send_started
-
 
 async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWorkers) -> None:
     """One session: start message, portrait, then audio in and frames out until stop or disconnect."""
     worker: SessionWorker | None = None
-    sender: asyncio.Task | None = None
+    tasks: list[asyncio.Task] = []
     try:
         config, stream = _start_request(await _receive(ws, settings.live_start_timeout_s, "start message"), settings)
         message = await _receive(ws, settings.live_start_timeout_s, "portrait")
@@ -245,14 +241,15 @@ async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWor
         outbox = _Outbox()
         worker = await asyncio.to_thread(workers.acquire)
         session = await _begin(worker, image_bytes, config, stream, outbox)
-        sender = asyncio.create_task(_send_frames(ws, outbox))
         await ws.send_json({"type": "ready", "width": session.width, "height": session.height, "fps": config.fps,
                             "lookahead_frames": config.motion.lookahead_frames,
                             "decision_delay_ms": round(1000 * session.delay, 1),
                             "frame_header": FRAME_HEADER.format, "image_format": stream["image_format"]})
-        await _receive_audio(ws, session, stream["audio_format"], settings, outbox)
-        await _finish_sending(sender, outbox, settings)
-        sender = None
+        sender = asyncio.create_task(_send_frames(ws, outbox, settings.live_max_send_wait_s))
+        receiver = asyncio.create_task(_receive_audio(ws, session, stream["audio_format"], settings, outbox))
+        tasks = [sender, receiver]
+        await _first_failure(receiver, sender)
+        await sender  # every frame sent (the session has ended)
         if outbox.error is not None:
             await _close_with_error(ws, CLOSE_INTERNAL, "internal", f"the session failed: {outbox.error}")
             return
@@ -263,10 +260,19 @@ async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWor
     except (WebSocketDisconnect, OSError):
         pass  # the client left
     finally:
-        if sender is not None:
-            sender.cancel()
+        for task in tasks:
+            task.cancel()
         if worker is not None:
             await asyncio.to_thread(workers.release, worker)  # stops a session still running
+
+
+async def _first_failure(receiver: asyncio.Task, sender: asyncio.Task) -> None:
+    """Wait for the audio to end; a sender that fails first (client stopped reading, or left) ends it too."""
+    await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+    if sender.done() and sender.exception() is not None and not receiver.done():
+        receiver.cancel()
+        raise sender.exception()
+    receiver.result()
 
 
 async def _begin(worker: SessionWorker, image_bytes: bytes, config: GenerateConfig, stream: dict,
@@ -285,20 +291,9 @@ async def _begin(worker: SessionWorker, image_bytes: bytes, config: GenerateConf
     return session
 
 
-async def _finish_sending(sender: asyncio.Task, outbox: _Outbox, settings: ServerSettings) -> None:
-    """Wait until every frame is sent; a client that stops reading meanwhile is cut (_SlowClient)."""
-    while not sender.done():
-        await asyncio.wait({sender}, timeout=STATS_INTERVAL_S)
-        _check_client_reads(outbox, settings)
-    sender.result()
-
-
-def _check_client_reads(outbox: _Outbox, settings: ServerSettings) -> None:
-    """_SlowClient when a frame has waited on the client longer than the backlog limit."""
-    stalled = outbox.stalled_seconds()
-    if stalled > settings.live_max_backlog_s:
-        raise _SlowClient(f"the client stopped reading frames for {stalled:.1f} s: read every message as it "
-                          "arrives (or ask for a smaller size or fps)")
+def _slow_client(waited: float) -> _SlowClient:
+    return _SlowClient(f"the client stopped reading frames for {waited:.1f} s: read every message as it arrives "
+                       "(or ask for a smaller size or fps)")
 
 
 async def _receive_audio(ws: WebSocket, session: _RemoteSession, audio_format: str, settings: ServerSettings,
@@ -312,7 +307,6 @@ async def _receive_audio(ws: WebSocket, session: _RemoteSession, audio_format: s
         now = time.monotonic()
         if now - started > settings.live_max_session_s:
             raise _Timeout(f"the session reached its {settings.live_max_session_s:.0f} s limit")
-        _check_client_reads(outbox, settings)
         if message.get("text") is not None:
             _stop_command(message["text"])
             session.finish(time.perf_counter())
@@ -328,7 +322,8 @@ async def _receive_audio(ws: WebSocket, session: _RemoteSession, audio_format: s
         session.push(samples, received_at)
         if now - last_stats >= STATS_INTERVAL_S and outbox.send_started is None:
             last_stats = now
-            await ws.send_json({"type": "stats", **_stats(outbox, session)})
+            await _send_within(ws.send_json({"type": "stats", **_stats(outbox, session)}),
+                               settings.live_max_send_wait_s)
 
 
 def _stop_command(text: str) -> None:
@@ -352,8 +347,20 @@ def _audio_samples(data: bytes, audio_format: str, max_bytes: int) -> np.ndarray
         raise _BadInput(str(exc)) from None
 
 
-async def _send_frames(ws: WebSocket, outbox: _Outbox) -> None:
-    """Send frames as they come, until the session has ended and the queue is empty."""
+async def _send_within(sending, seconds: float) -> None:
+    """Await a send; a client that leaves it unread for `seconds` is cut (_SlowClient). The send is left
+    to finish (cancelling one mid-frame would break the connection before the error can be sent)."""
+    task = asyncio.ensure_future(sending)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no "never retrieved" log
+        raise _slow_client(seconds)
+    task.result()
+
+
+async def _send_frames(ws: WebSocket, outbox: _Outbox, max_wait: float) -> None:
+    """Send frames as they come, until the session has ended and the queue is empty (_SlowClient if the
+    client stops reading for `max_wait` seconds)."""
     while not (outbox.ended.is_set() and outbox.frames.empty()):
         get = asyncio.ensure_future(outbox.frames.get())
         done_wait = asyncio.ensure_future(outbox.ended.wait())
@@ -364,7 +371,7 @@ async def _send_frames(ws: WebSocket, outbox: _Outbox) -> None:
             continue
         frame: EncodedFrame = get.result()
         outbox.send_started = time.monotonic()
-        await ws.send_bytes(frame.message())
+        await _send_within(ws.send_bytes(frame.message()), max_wait)
         outbox.send_started = None
         outbox.sent += 1
         if frame.chunk != END_OF_AUDIO:
