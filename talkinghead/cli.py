@@ -71,10 +71,14 @@ def default_output(image: Path, audio: Path | None, text: str | None, driving: P
     return Path(f"{image.stem}_{second}.mp4")
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse a non-MP4 name or an existing file (unless --overwrite), before any work."""
+def check_output(out: Path, overwrite: bool, inputs: tuple = (), motion_out: Path | None = None) -> None:
+    """Refuse a non-MP4 name, an output that is an input or cannot be written, or an existing file (unless
+    --overwrite), before any work."""
+    from .outputs import check_output_paths
+
     if out.suffix.lower() != ".mp4":
         raise TalkingHeadError(f"--out {out} must end in .mp4")
+    check_output_paths({"--out": out, "--motion-out": motion_out}, inputs)
     if out.exists() and not overwrite:
         raise TalkingHeadError(f"{out} already exists: choose another --out, or add --overwrite to replace it")
 
@@ -110,7 +114,8 @@ def _generate(args) -> None:
         raise TalkingHeadError("give the speech: --audio FILE, or --text 'words to speak' (or a --driving video with sound)")
     config = config_from_args(args)
     args.out = args.out or default_output(args.image, args.audio, args.text, args.driving)
-    check_output(args.out, args.overwrite)
+    check_output(args.out, args.overwrite, (args.image, args.audio, args.driving, args.direction, args.motion_in),
+                 args.motion_out)
     _run_generate(args, config)
 
 
@@ -125,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     logging.basicConfig(level=logging.WARNING, format="talkinghead: %(message)s")
     args = _parser().parse_args(argv)
+    from .outputs import interrupt_on_signals
+
+    interrupt_on_signals()  # SIGTERM / SIGHUP unwind like Ctrl-C: partial files removed, nothing left behind
     try:
         if getattr(args, "run", None) is not None:
             return int(args.run(args) or 0)

@@ -35,6 +35,15 @@ TIME_KEYS = ("at", "from", "to", "ease")
 CONTROL_KEYS = (("emotion", "intensity", "gaze", "distance", "expression_scale")
                 + tuple(f"{r}_amplitude" for r in REGIONS) + tuple(f"{r}_gate" for r in REGIONS))
 DEFAULT = float("nan")  # keyframe value meaning 'the configured value'
+MAX_DIRECTION_BYTES = 1_000_000  # a direction file is a short list of events
+MAX_QUOTED_CHARS = 60  # longest piece of the user's file quoted in an error message
+MAX_PROBLEM_CHARS = 400  # longest description of a problem in a direction file
+
+
+def _quote(value) -> str:
+    """repr(value), cut to MAX_QUOTED_CHARS characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED_CHARS else text[:MAX_QUOTED_CHARS - 3] + "..."
 
 
 def load_direction(path: str | os.PathLike) -> Direction:
@@ -43,28 +52,50 @@ def load_direction(path: str | os.PathLike) -> Direction:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
         raise TalkingHeadError(f"direction file '{path}' must end in .json, .yaml or .yml")
+    if path.is_file() and path.stat().st_size > MAX_DIRECTION_BYTES:
+        raise TalkingHeadError(f"direction file '{path}' is {path.stat().st_size / 1e6:.1f} MB; at most "
+                               f"{MAX_DIRECTION_BYTES / 1e6:.0f} MB: a direction is a short list of events")
     text = read_text_file(path, "direction file", "a UTF-8 text file")
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TalkingHeadError(f"direction file '{path}': not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise TalkingHeadError(f"direction file '{path}': not valid YAML{where}: "
-                                   f"{getattr(exc, 'problem', None) or exc}") from None
+    try:
+        data = _parse_json(text, path) if suffix == ".json" else _parse_yaml(text, path)
+    except RecursionError:
+        raise TalkingHeadError(f"direction file '{path}' is nested too deeply: a direction is a list of "
+                               "events, each a flat mapping") from None
     return parse_direction(data, str(path))
+
+
+def _parse_json(text: str, path: Path):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TalkingHeadError(f"direction file '{path}': not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def _parse_yaml(text: str, path: Path):
+    """YAML -> data with the safe loader, refusing aliases (*name), which can expand without limit."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in direction "
+                                                  "files: write each value out", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    try:
+        return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = str(getattr(exc, "problem", None) or exc)[:2 * MAX_QUOTED_CHARS]
+        raise TalkingHeadError(f"direction file '{path}': not valid YAML{where}: {problem}") from None
 
 
 def parse_direction(data, name: str = "direction") -> Direction:
     """A direction already loaded from JSON / YAML (dict with 'events', or a bare list of events) -> Direction."""
     def bad(problem: str) -> TalkingHeadError:
+        if len(problem) > MAX_PROBLEM_CHARS:  # a value quoted by another module's message
+            problem = problem[:MAX_PROBLEM_CHARS - 3] + "..."
         return TalkingHeadError(f"direction file '{name}': {problem}")
 
     if isinstance(data, list):
@@ -73,7 +104,7 @@ def parse_direction(data, name: str = "direction") -> Direction:
         raise bad("expected a list of events, or a mapping with 'events: [...]' (see the README's direction-file format)")
     unknown = set(data) - {"events", "ease"}
     if unknown:
-        raise bad(f"unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}: use 'events' and 'ease'")
+        raise bad(f"unknown top-level key(s) {_quote(sorted(map(str, unknown)))}: use 'events' and 'ease'")
     ease = _seconds(data.get("ease", EASE_SECONDS), "ease", bad, upper=MAX_EASE_SECONDS)
     changes: dict[str, list[tuple[float, float | None, float, float, int]]] = {}  # key -> (start, end, value, ease, event)
     for number, event in enumerate(data["events"], start=1):
@@ -85,14 +116,14 @@ def parse_direction(data, name: str = "direction") -> Direction:
 def _seconds(value, what: str, bad, upper: float = np.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or not 0 <= value <= upper:
         limit = "" if upper == np.inf else f" up to {upper:g}"
-        raise bad(f"{what} must be a number of seconds, 0{limit} (got {value!r})")
+        raise bad(f"{what} must be a number of seconds, 0{limit} (got {_quote(value)})")
     return float(value)
 
 
 def _number(value, what: str, bounds: tuple[float, float], bad) -> float:
     lo, hi = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or not lo <= value <= hi:
-        raise bad(f"{what} must be a number from {lo:g} to {hi:g} (got {value!r})")
+        raise bad(f"{what} must be a number from {lo:g} to {hi:g} (got {_quote(value)})")
     return float(value)
 
 
@@ -100,10 +131,10 @@ def _event_changes(event, number: int, ease: float, bad):
     """One event -> [(track key, start, end or None, value, ease)]."""
     where = f"event {number}"
     if not isinstance(event, dict):
-        raise bad(f"{where} must be a mapping like {{at: 5.0, gaze: left}} (got {event!r})")
+        raise bad(f"{where} must be a mapping like {{at: 5.0, gaze: left}} (got {_quote(event)})")
     unknown = [k for k in event if k not in TIME_KEYS + CONTROL_KEYS]
     if unknown:
-        raise bad(f"{where}: unknown key {unknown[0]!r}: controls are {', '.join(CONTROL_KEYS)}; "
+        raise bad(f"{where}: unknown key {_quote(unknown[0])}: controls are {', '.join(CONTROL_KEYS)}; "
                   "times are 'at', or 'from' and 'to'")
     if ("at" in event) == ("from" in event):
         raise bad(f"{where}: give either 'at' (a lasting change) or 'from' and 'to' (a span)")
@@ -130,7 +161,7 @@ def _event_changes(event, number: int, ease: float, bad):
             continue
         if key == "emotion":
             if not isinstance(value, str) or value not in EMOTIONS:
-                raise bad(f"{where}: unknown emotion {value!r}: use one of {', '.join(EMOTIONS)}")
+                raise bad(f"{where}: unknown emotion {_quote(value)}: use one of {', '.join(EMOTIONS)}")
             intensity = _number(event.get("intensity", 1.0), f"{where}: intensity", (0.0, MAX_EMOTION_INTENSITY), bad)
             for name in EMOTIONS:
                 if name != "neutral":

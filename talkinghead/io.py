@@ -27,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import SAMPLE_RATE, default_of
 from .errors import TalkingHeadError
+from .outputs import partial_path
 
 PathLike = Union[str, os.PathLike]
 
@@ -52,8 +53,8 @@ _AUDIO_FORMATS_HINT = "use a WAV, MP3, M4A, FLAC or OGG file, or a video with so
 VIDEO_CODEC = "libx264"
 VIDEO_PIX_FMT = "yuv420p"
 DEFAULT_CRF = default_of("crf")  # GenerateConfig's
-# x264 with its own threads wrote different bytes for the same frames from run to run (its frame
-# threads race under load), and was slower beside other work: 4.1 against 2.2 ms a frame at 288 px.
+# One x264 thread: beside other work it encoded faster than x264's own thread pool (2.2 against 4.1 ms
+# a frame at 288 px on a loaded 2-core machine), and the process's parallelism is its callers' to choose.
 ENCODER_THREADS = 1
 DEFAULT_PRESET = "veryfast"
 AUDIO_CODEC = "aac"
@@ -64,7 +65,6 @@ AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 1600
 AAC_FALLBACK_RATE = 48_000
 AUDIO_LEAD_SECONDS = 0.5
 """How far audio is encoded ahead of the video written so far (keeps the MP4 well interleaved)."""
-_PARTIAL_SUFFIX = ".partial.mp4"
 
 
 # =================================================================================================
@@ -209,31 +209,33 @@ def _open_media(p: Path, kind: str, what: str, hint: str) -> "av.container.Input
         ) from None
 
 
-def load_audio(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """Decode the first audio track of an audio or video file to a 1-D float32 mono array in [-1, 1] at sample_rate Hz."""
+AUDIO_CHUNK_SECONDS = 1.0
+"""Default chunk length of :func:`iter_audio` (the pipeline consumes audio in 1 s chunks)."""
+
+
+def _check_sample_rate(sample_rate: int) -> int:
     if int(sample_rate) <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    sample_rate = int(sample_rate)
-    p = _check_input_file(path, "audio", _AUDIO_FORMATS_HINT)
-    container = _open_media(p, "audio", "audio/video", _AUDIO_FORMATS_HINT)
+    return int(sample_rate)
 
-    chunks: list[np.ndarray] = []
+
+def _decoded_blocks(p: Path, sample_rate: int) -> Iterator[np.ndarray]:
+    """Resampled float32 mono blocks of a file's first audio track, as FFmpeg decodes them."""
+    container = _open_media(p, "audio", "audio/video", _AUDIO_FORMATS_HINT)
     try:
         if not container.streams.audio:
             raise TalkingHeadError(
                 f"'{p}' has no audio track; give a file that contains speech ({_AUDIO_FORMATS_HINT})"
             )
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(
-            format="flt", layout="mono", rate=sample_rate, options=DOWNMIX_OPTIONS
-        )
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate, options=DOWNMIX_OPTIONS)
         try:
             for frame in container.decode(stream):
                 frame.pts = None  # let the resampler count samples; broken timestamps do not matter
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    yield out.to_ndarray().reshape(-1)
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                yield out.to_ndarray().reshape(-1)
         except (av.FFmpegError, ValueError) as exc:
             raise TalkingHeadError(
                 f"cannot decode audio '{p}': the file is damaged or uses an unsupported codec "
@@ -242,15 +244,76 @@ def load_audio(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.nda
     finally:
         container.close()
 
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    audio = audio.astype(np.float32, copy=False)
-    np.nan_to_num(audio, copy=False)
-    np.clip(audio, -1.0, 1.0, out=audio)
-    if audio.size < MIN_AUDIO_SECONDS * sample_rate:
+
+def _clean(block: np.ndarray) -> np.ndarray:
+    """float32, NaN -> 0, clipped to [-1, 1] (in place where possible)."""
+    block = block.astype(np.float32, copy=False)
+    np.nan_to_num(block, copy=False)
+    return np.clip(block, -1.0, 1.0, out=block)
+
+
+def iter_audio(path: PathLike, chunk_seconds: float = AUDIO_CHUNK_SECONDS,
+               sample_rate: int = DEFAULT_SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """Decode an audio or video file's first audio track in a stream: float32 mono chunks in [-1, 1] of
+    chunk_seconds (the last may be shorter), so memory does not depend on the file's length."""
+    sample_rate = _check_sample_rate(sample_rate)
+    step = max(1, int(round(chunk_seconds * sample_rate)))
+    p = _check_input_file(path, "audio", _AUDIO_FORMATS_HINT)
+    pending: list[np.ndarray] = []
+    pending_len = 0
+    for block in _decoded_blocks(p, sample_rate):
+        pending.append(block)
+        pending_len += block.size
+        if pending_len < step:
+            continue
+        buffer = np.concatenate(pending)
+        whole = buffer.size - buffer.size % step
+        for start in range(0, whole, step):
+            yield _clean(buffer[start:start + step].copy())
+        pending, pending_len = [buffer[whole:]], buffer.size - whole
+    if pending_len:
+        yield _clean(np.concatenate(pending))
+
+
+@dataclass(frozen=True)
+class AudioSummary:
+    """Length and loudness of a decoded audio track (from one streamed pass)."""
+
+    samples: int  # at the requested sample rate
+    sample_rate: int
+    peak: float  # largest |sample|, 0..1
+
+    @property
+    def seconds(self) -> float:
+        """Duration in seconds."""
+        return self.samples / self.sample_rate
+
+
+def audio_summary(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> AudioSummary:
+    """Length and peak of a file's audio in one streamed pass (memory flat in its length); the checks of
+    :func:`load_audio` apply (no audio track, damaged, shorter than MIN_AUDIO_SECONDS)."""
+    samples, peak = 0, 0.0
+    for chunk in iter_audio(path, AUDIO_CHUNK_SECONDS, sample_rate):
+        samples += chunk.size
+        peak = max(peak, float(np.max(np.abs(chunk))))
+    _check_length(Path(path), samples, _check_sample_rate(sample_rate))
+    return AudioSummary(samples, int(sample_rate), peak)
+
+
+def _check_length(p: Path, samples: int, sample_rate: int) -> None:
+    if samples < MIN_AUDIO_SECONDS * sample_rate:
         raise TalkingHeadError(
-            f"audio '{p}' is empty or too short ({audio.size / sample_rate:.2f} s); "
+            f"audio '{p}' is empty or too short ({samples / sample_rate:.2f} s); "
             f"give at least {MIN_AUDIO_SECONDS} s of speech"
         )
+
+
+def load_audio(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """Decode the first audio track of an audio or video file to a 1-D float32 mono array in [-1, 1] at
+    sample_rate Hz (the whole file in memory: use iter_audio to stream a long one)."""
+    chunks = list(iter_audio(path, AUDIO_CHUNK_SECONDS, sample_rate))
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    _check_length(Path(path), audio.size, _check_sample_rate(sample_rate))
     return audio
 
 
@@ -319,7 +382,7 @@ class VideoWriter:
                 f"cannot create output folder '{self.path.parent}' ({exc.strerror or exc}); "
                 f"choose a writable output path"
             ) from None
-        self.partial_path = self.path.with_name(f".{self.path.stem}{_PARTIAL_SUFFIX}")
+        self.partial_path = partial_path(self.path)
 
         try:
             self._container = av.open(
@@ -386,7 +449,7 @@ class VideoWriter:
         vframe = vframe.reformat(format=VIDEO_PIX_FMT, dst_colorspace="ITU709", dst_color_range="MPEG")
         vframe.pts = self.frames_written
         vframe.time_base = 1 / self.fps
-        self._container.mux(self._vstream.encode(vframe))
+        self._mux(self._vstream.encode, vframe)
         self.frames_written += 1
         if self._pending_len:
             self._encode_audio_until(float(self.frames_written / self.fps) + AUDIO_LEAD_SECONDS)
@@ -427,8 +490,20 @@ class VideoWriter:
         aframe.sample_rate = self.sample_rate
         aframe.pts = self.samples_written
         aframe.time_base = Fraction(1, self.sample_rate)
-        self._container.mux(self._astream.encode(aframe))
+        self._mux(self._astream.encode, aframe)
         self.samples_written += take.size
+
+    def _mux(self, encode, frame) -> None:
+        """Encode `frame` (None flushes) and write the packets; a failing disk becomes a TalkingHeadError."""
+        try:
+            packets = encode(frame)
+            if packets:
+                self._container.mux(packets)
+        except (av.FFmpegError, OSError) as exc:
+            self._discard()
+            fix = ("free some disk space or choose another output folder" if isinstance(exc, OSError)
+                   else "check the encoder options (crf, fps, size)")
+            raise TalkingHeadError(f"cannot write video '{self.path}' ({_av_error_detail(exc)}); {fix}") from None
 
     # -- finishing -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -439,10 +514,10 @@ class VideoWriter:
             if self.frames_written == 0:
                 raise ValueError(f"no video frames were written to '{self.path}'")
             self._encode_audio_until(None)
-            self._container.mux(self._vstream.encode(None))
+            self._mux(self._vstream.encode, None)
             if self._astream is not None and self.samples_written:
-                self._container.mux(self._astream.encode(None))
-            self._container.close()
+                self._mux(self._astream.encode, None)
+            self._mux(lambda _: self._container.close(), None)
             self._closed = True
             os.replace(self.partial_path, self.path)
         except BaseException:

@@ -40,6 +40,7 @@ import numpy as np
 
 from .face import landmarks as L
 from .errors import TalkingHeadError
+from .outputs import write_text_atomic
 from .io import read_text_file
 from .motion.types import HEAD_FIELDS, Motion
 
@@ -65,6 +66,8 @@ CSV_COLUMNS = (("Timecode", "BlendShapeCount") + tuple(n[0].upper() + n[1:] for 
 EYE_WIDTH_PER_RADIUS = 2.5  # an eye opening is ~30 mm wide on a ~12 mm-radius eyeball
 TIMECODE = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})[:;](\d+)(?:\.(\d+))?$")
 TIMECODE_RATES = (24, 25, 30, 48, 50, 60, 100, 120)  # frame rates a CSV's timecode may count in
+MAX_MOTION_FRAMES = 4 * 3600 * 30  # 4 hours at 30 FPS (the longest speech the command takes is 4 hours)
+MAX_MOTION_FILE_BYTES = 400_000_000  # a 4-hour Live Link CSV at full precision is about 300 MB
 assert len(set(LIVE_LINK_BLENDSHAPES)) == L.N_BLENDSHAPES and set(LIVE_LINK_BLENDSHAPES) == set(L.BLENDSHAPE_NAMES)
 _LIVE_LINK_INDEX = np.array([L.BLENDSHAPE_INDEX[n] for n in LIVE_LINK_BLENDSHAPES])
 
@@ -76,15 +79,7 @@ def write_motion(path: str | os.PathLike, motion: Motion, fps: float) -> Path:
     path = Path(path)
     kind = motion_file_kind(path, "--motion-out")
     text = _csv_text(motion, fps) if kind == ".csv" else _json_text(motion, fps)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8", newline="")
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise TalkingHeadError(f"cannot write motion file '{path}': {exc.strerror or exc}; check the folder exists "
-                               "and is writable") from None
-    return path
+    return write_text_atomic(path, text, "motion file")
 
 
 def motion_file_kind(path: Path, option: str) -> str:
@@ -145,8 +140,17 @@ def read_motion(path: str | os.PathLike, default_fps: float = 25.0) -> tuple[Mot
     rate cannot be read from it then)."""
     path = Path(path)
     kind = motion_file_kind(path, "--motion-in")
+    if path.is_file() and path.stat().st_size > MAX_MOTION_FILE_BYTES:
+        raise _bad(path, f"{path.stat().st_size / 1e6:.0f} MB is over the {MAX_MOTION_FILE_BYTES / 1e6:.0f} MB limit "
+                         f"(at most {MAX_MOTION_FRAMES} frames): split the motion into parts")
     text = read_text_file(path, "motion file", "a UTF-8 CSV or JSON file")
     return _read_csv(text, path, default_fps) if kind == ".csv" else _read_json(text, path)
+
+
+def _check_frame_count(frames: int, path: Path) -> None:
+    if frames > MAX_MOTION_FRAMES:
+        raise _bad(path, f"{frames} frames is over the limit of {MAX_MOTION_FRAMES} (4 hours at 30 FPS): "
+                         "split the motion into parts")
 
 
 def _bad(path: Path, problem: str) -> TalkingHeadError:
@@ -176,6 +180,8 @@ def _read_json(text: str, path: Path) -> tuple[Motion, np.ndarray]:
         raise _bad(path, f"'head_fields' must be {list(HEAD_FIELDS)}")
     arrays = {}
     for key, width in (("expression", L.N_BLENDSHAPES), ("head", len(HEAD_FIELDS)), ("gaze", 2)):
+        if isinstance(data[key], list):
+            _check_frame_count(len(data[key]), path)
         try:
             arr = np.array(data[key], dtype=np.float64)
         except (TypeError, ValueError):
@@ -192,6 +198,7 @@ def _read_json(text: str, path: Path) -> tuple[Motion, np.ndarray]:
 
 
 def _read_csv(text: str, path: Path, default_fps: float) -> tuple[Motion, np.ndarray]:
+    _check_frame_count(text.count("\n") - 1, path)  # a quick upper bound before any parsing
     rows = [r for r in csv.reader(text.splitlines()) if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise _bad(path, "no frames: expected a header line and one line per frame")
@@ -203,28 +210,46 @@ def _read_csv(text: str, path: Path, default_fps: float) -> tuple[Motion, np.nda
     if missing:
         raise _bad(path, f"missing blendshape columns: {', '.join(n[0].upper() + n[1:] for n in missing[:5])}"
                          f"{' ...' if len(missing) > 5 else ''}")
-    wanted = [n.lower() for n in LIVE_LINK_BLENDSHAPES + ROTATION_COLUMNS + EXTRA_COLUMNS]
-    values = np.full((len(rows) - 1, len(wanted)), np.nan)
-    seconds = np.zeros(len(rows) - 1)
-    frames = np.zeros(len(rows) - 1, int)
-    for r, row in enumerate(rows[1:]):
-        line = r + 2
+    body = rows[1:]
+    for r, row in enumerate(body):
         if len(row) != len(header):
-            raise _bad(path, f"line {line} has {len(row)} values, the header has {len(header)}")
-        seconds[r], frames[r] = _parse_timecode(row[column["timecode"]], path, line)
-        for j, name in enumerate(wanted):
-            if name in column:
-                cell = row[column[name]].strip()
-                try:
-                    values[r, j] = float(cell)
-                except ValueError:
-                    raise _bad(path, f"line {line}, column {header[column[name]]}: {cell!r} is not a number") from None
-                if not np.isfinite(values[r, j]):
-                    raise _bad(path, f"line {line}, column {header[column[name]]}: {cell!r} is not a finite number")
+            raise _bad(path, f"line {r + 2} has {len(row)} values, the header has {len(header)}")
+    stamps = [_parse_timecode(row[column["timecode"]], path, r + 2) for r, row in enumerate(body)]
+    seconds, frames = (np.array(v, dtype=np.int64) for v in zip(*stamps))
+    wanted = [n.lower() for n in LIVE_LINK_BLENDSHAPES + ROTATION_COLUMNS + EXTRA_COLUMNS]
+    values = np.full((len(body), len(wanted)), np.nan)
+    for j, name in enumerate(wanted):
+        if name in column:
+            values[:, j] = _number_column(body, column[name], header, path)
     rate = _timecode_rate(seconds, frames, default_fps)
-    times = seconds + _frame_fractions(rows[1:], column["timecode"]) / rate + frames / rate
+    times = seconds + _frame_fractions(body, column["timecode"]) / rate + frames / rate
     if np.any(np.diff(times) <= 0):
         raise _bad(path, "timecodes must increase from line to line")
+    return _checked_motion(*_csv_motion(values), path), times - times[0]
+
+
+def _number_column(body: list[list[str]], col: int, header: list[str], path: Path) -> np.ndarray:
+    """One CSV column -> float64 values, converted without a Python loop body; the first bad cell is named."""
+    cells = [row[col] for row in body]
+    try:
+        out = np.fromiter(map(float, cells), np.float64, len(cells))  # float() is C; no Python loop body
+        if np.all(np.isfinite(out)):
+            return out
+    except ValueError:
+        pass
+    out = np.empty(len(cells))
+    for r, cell in enumerate(cells):  # slow path, only to name the culprit
+        try:
+            out[r] = float(cell.strip())
+        except ValueError:
+            raise _bad(path, f"line {r + 2}, column {header[col]}: {cell.strip()[:40]!r} is not a number") from None
+        if not math.isfinite(out[r]):
+            raise _bad(path, f"line {r + 2}, column {header[col]}: {cell.strip()[:40]!r} is not a finite number")
+    return out
+
+
+def _csv_motion(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Live Link columns (blendshapes, rotations, extras; NaN where absent) -> expression, head, gaze."""
     n_bs = len(LIVE_LINK_BLENDSHAPES)
     expression = np.zeros((len(values), L.N_BLENDSHAPES))
     expression[:, _LIVE_LINK_INDEX] = values[:, :n_bs]
@@ -237,13 +262,13 @@ def _read_csv(text: str, path: Path, default_fps: float) -> tuple[Motion, np.nda
     head[:, 5] = np.where(np.isnan(extra[:, 2]), 1.0, extra[:, 2])
     eyes = np.nan_to_num(np.stack([rot[:, [3, 6]].mean(1), rot[:, [4, 7]].mean(1)], 1))
     gaze = np.where(np.isnan(extra[:, 3:5]), np.sin(eyes) / EYE_WIDTH_PER_RADIUS, extra[:, 3:5])
-    return _checked_motion(expression, head, gaze, path), times - times[0]
+    return expression, head, gaze
 
 
 def _parse_timecode(cell: str, path: Path, line: int) -> tuple[int, int]:
     match = TIMECODE.match(cell.strip())
     if not match:
-        raise _bad(path, f"line {line}: timecode {cell!r} is not HH:MM:SS:FF or HH:MM:SS:FF.mmm")
+        raise _bad(path, f"line {line}: timecode {cell.strip()[:40]!r} is not HH:MM:SS:FF or HH:MM:SS:FF.mmm")
     hh, mm, ss, ff = (int(match.group(k)) for k in range(1, 5))
     if mm >= 60 or ss >= 60:
         raise _bad(path, f"line {line}: timecode {cell!r} has minutes or seconds above 59")

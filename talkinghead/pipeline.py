@@ -19,7 +19,7 @@ from .config import GenerateConfig
 from .threads import compute_threads, with_compute_threads
 from .errors import TalkingHeadError
 from .face.landmarker import FaceObservation, find_portrait_face
-from .io import VideoWriter, load_audio, load_image, resize_long_side
+from .io import VideoWriter, audio_summary, iter_audio, load_audio, load_image, resize_long_side
 from .face.measure import CLOSED_LIPS_GAP, mouth_aperture
 from .motion.base import MotionSource
 from .motion.compose import audio_motion_source, build_motion_source
@@ -64,11 +64,22 @@ def decision_delay_seconds(config: GenerateConfig) -> float:
 
 def check_audio(audio: np.ndarray, name: str = "audio") -> None:
     """Reject empty, silent or absurdly long audio with a clear message."""
-    if audio.size == 0:
+    _check_audio_size(audio.size, float(np.max(np.abs(audio))) if audio.size else 0.0, name)
+
+
+def check_audio_file(path: str | Path, name: str | None = None) -> int:
+    """check_audio for a file, decoded in a stream (memory flat in its length); returns its sample count."""
+    summary = audio_summary(path, SAMPLE_RATE)
+    _check_audio_size(summary.samples, summary.peak, name or f"'{path}'")
+    return summary.samples
+
+
+def _check_audio_size(samples: int, peak: float, name: str) -> None:
+    if samples == 0:
         raise TalkingHeadError(f"{name} is empty: use a recording with speech in it")
-    if audio.size > MAX_AUDIO_SECONDS * SAMPLE_RATE:
+    if samples > MAX_AUDIO_SECONDS * SAMPLE_RATE:
         raise TalkingHeadError(f"{name} is longer than {MAX_AUDIO_SECONDS // 3600} hours: split it into parts")
-    if float(np.max(np.abs(audio))) < SILENT_PEAK:
+    if peak < SILENT_PEAK:
         raise TalkingHeadError(f"{name} is silent (peak below -55 dBFS): use a recording with audible speech")
 
 
@@ -133,24 +144,35 @@ class Pipeline:
         for start in range(0, len(audio), step):
             yield audio[start:start + step]
 
-    def write(self, audio: np.ndarray, out: str | Path,
+    def write(self, audio: np.ndarray | str | Path, out: str | Path,
               progress: Callable[[int, int], None] | None = None,
-              motion_sink: Callable[[Motion], None] | None = None) -> "GenerateResult":
-        """Render `audio` (float32 mono, SAMPLE_RATE) to an MP4 at `out`; written atomically."""
-        check_audio(audio)
-        total = frame_count(len(audio), self.config.fps)
+              motion_sink: Callable[[Motion], None] | None = None, *,
+              checked_samples: int | None = None) -> "GenerateResult":
+        """Render `audio` (float32 mono array at SAMPLE_RATE, or an audio file, decoded in a stream) to an
+        MP4 at `out`; written atomically. `checked_samples`: the file's length from check_audio_file."""
+        if isinstance(audio, np.ndarray):
+            check_audio(audio)
+            samples, chunks = len(audio), self.chunks(audio)
+        else:
+            samples = checked_samples if checked_samples is not None else check_audio_file(audio)
+            chunks = iter_audio(audio, self.config.chunk_seconds, SAMPLE_RATE)
+        total = frame_count(samples, self.config.fps)
         width, height = self.frame_size
         started = time.perf_counter()
         count = 0
-        with VideoWriter(out, self.config.fps, width, height, audio=audio, sample_rate=SAMPLE_RATE,
-                         crf=self.config.crf) as writer:
-            for frame in self.stream(self.chunks(audio), motion_sink):
+        with VideoWriter(out, self.config.fps, width, height, sample_rate=SAMPLE_RATE, crf=self.config.crf,
+                         has_audio=True) as writer:
+            def heard(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+                for chunk in chunks:  # the sound track is written as the frames it decides are drawn
+                    writer.write_audio(chunk)
+                    yield chunk
+            for frame in self.stream(heard(chunks), motion_sink):
                 writer.write(frame)
                 count += 1
                 if progress is not None:
                     progress(count, total)
         seconds = time.perf_counter() - started
-        return GenerateResult(Path(out), count, width, height, len(audio) / SAMPLE_RATE, seconds)
+        return GenerateResult(Path(out), count, width, height, samples / SAMPLE_RATE, seconds)
 
 
 @dataclass(frozen=True)
@@ -195,9 +217,11 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
     """
     from . import motion_files
     from .direction import load_direction
+    from .outputs import check_output_paths
 
     if motion_out is not None:
         motion_files.motion_file_kind(Path(motion_out), "--motion-out")
+    check_output_paths({"--out": out, "--motion-out": motion_out}, (image, audio, driving, direction, motion_in))
     if driving is not None and motion_in is not None:
         raise TalkingHeadError("give either a driving video or a motion file to import, not both")
     own_speech = audio is None and text is None
@@ -220,9 +244,10 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
         from .tts import synthesize
 
         audio = synthesize(text)
+    checked = None
     if not isinstance(audio, np.ndarray):
-        samples = load_audio(audio, SAMPLE_RATE)
-        check_audio(samples, f"'{audio}'")
+        samples = Path(audio)  # decoded in a stream by Pipeline.write
+        checked = check_audio_file(samples)
     else:
         samples = np.asarray(audio, np.float32)
     motion_source = None
@@ -232,7 +257,8 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
         driving = load_driving(driving, config)
     pipeline = Pipeline.from_image(image, config, motion_source, driving=driving, direction=direction)
     runs: list[Motion] = []
-    result = pipeline.write(samples, out, progress, runs.append if motion_out is not None else None)
+    result = pipeline.write(samples, out, progress, runs.append if motion_out is not None else None,
+                            checked_samples=checked)
     if motion_out is not None:
         motion_files.write_motion(motion_out, Motion.concat(runs), config.fps)
     return result

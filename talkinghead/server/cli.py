@@ -44,13 +44,12 @@ def run(args) -> int:
     """Serve until interrupted."""
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, uvicorn_options
 
     settings = settings_from(args)
     if settings.max_live_sessions < 0 or settings.max_queued_jobs < 0:
         raise SystemExit("talkinghead: error: --max-live-sessions and --max-queued-jobs must be 0 or more")
     app = create_app(settings)
     print(f"talkinghead: serving on http://{settings.host}:{settings.port} (jobs in {settings.resolved_data_dir()})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                ws_max_size=int(settings.max_upload_mb * 1e6), timeout_keep_alive=5)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, **uvicorn_options(settings))
     return 0

@@ -27,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..outputs import remove_partial_files
+from .settings import ServerSettings
 from .worker import JOB_FILE, RESULT_FILE
 
 log = logging.getLogger(__name__)
@@ -39,14 +41,23 @@ SWEEP_INTERVAL_S = 60.0
 KILL_GRACE_S = 5.0
 
 
+_SERVER_DEFAULTS = ServerSettings()  # the one home of the job limits' defaults (the `serve` options)
+
+
 @dataclass(frozen=True)
 class JobLimits:
     """How many jobs wait, how long they may run and how long results are kept."""
 
-    max_queued: int = 8  # jobs waiting to run (the running one not counted); more get "busy"
-    timeout_s: float = 1800.0  # a running job is killed after this long
-    ttl_s: float = 24 * 3600.0  # finished jobs (and their videos) are deleted this long after finishing
+    max_queued: int = _SERVER_DEFAULTS.max_queued_jobs  # jobs waiting to run (the running one not counted)
+    timeout_s: float = _SERVER_DEFAULTS.job_timeout_s  # a running job is killed after this long
+    ttl_s: float = _SERVER_DEFAULTS.job_ttl_hours * 3600  # finished jobs (and videos) are deleted this long after
     worker_nice: int = 10  # CPU priority offset of job processes (live sessions come first)
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> "JobLimits":
+        """The limits a server's settings ask for."""
+        return cls(max_queued=settings.max_queued_jobs, timeout_s=settings.job_timeout_s,
+                   ttl_s=settings.job_ttl_hours * 3600)
 
 
 class QueueFull(Exception):
@@ -78,6 +89,7 @@ class JobStore:
             if record is None:
                 shutil.rmtree(path, ignore_errors=True)  # half-created or foreign: not ours to keep
                 continue
+            remove_partial_files(path)  # of a job running when the server stopped (or was killed)
             if record["status"] not in FINISHED:
                 record.update(status=QUEUED, progress=0.0, frames_done=0, started_at=None)
                 recovered.append(record)
@@ -228,6 +240,7 @@ class JobStore:
                     record.update(status=DONE, progress=1.0, result=outcome["result"])
                 else:
                     record.update(status=FAILED, error=outcome.get("error") or "the job failed")
+                    remove_partial_files(self.root / job_id)  # a killed worker cannot remove its own
                 self._save(record)
 
     def _run_process(self, job_id: str) -> dict:

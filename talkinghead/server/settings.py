@@ -33,6 +33,9 @@ class ServerSettings:
     live_max_session_s: float = 1800.0  # a live session is closed after this long
     live_max_audio_lead_s: float = 10.0  # audio arriving faster than real time is paced once this far ahead
     live_max_backlog_s: float = 3.0  # a session whose unprocessed audio exceeds this is closed (overloaded)
+    live_max_send_wait_s: float = 3.0  # a client that leaves a frame unread this long is closed (slow client)
+    header_timeout_s: float = 10.0  # a connection whose request line and headers take longer is closed (slowloris)
+    body_timeout_s: float = 30.0  # a request body that stops arriving for this long gets 408
     allowed_origins: tuple[str, ...] = ()  # extra browser origins allowed to open live sessions
 
     def resolved_data_dir(self) -> Path:

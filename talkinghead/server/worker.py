@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress line
 JOB_FILE, PORTRAIT_FILE, AUDIO_FILE, RESULT_FILE = "job.json", "portrait", "audio", "result.mp4"
+
+
+def clean_message(exc: Exception | str, path: Path, name: str) -> str:
+    """An error message with the server's path of an upload replaced by `name` ("the portrait"):
+    "cannot read audio '/data/jobs/x/audio': ..." -> "cannot read the audio: ..."."""
+    quoted = re.escape(f"'{path}'")
+    text = re.sub(rf"\b(?:audio|image|video|portrait) (?:file |path )?{quoted}", name, str(exc))
+    return text.replace(f"'{path}'", name).replace(str(path), name)
 
 
 def synthesize_text(text: str):
@@ -45,7 +54,6 @@ def tts_available() -> bool:
 def run(job_dir: Path, report) -> None:
     """Generate the job's video; `report(dict)` receives progress and the outcome."""
     from ..errors import TalkingHeadError
-    from ..io import load_audio
     from ..pipeline import check_audio, generate
     from .options import build_config
 
@@ -56,8 +64,7 @@ def run(job_dir: Path, report) -> None:
             audio = synthesize_text(job["text"])
             check_audio(audio, "the synthesized speech")
         else:
-            audio = load_audio(job_dir / AUDIO_FILE)
-            check_audio(audio, "the audio")
+            audio = job_dir / AUDIO_FILE  # decoded in a stream by generate
         last = 0.0
 
         def progress(done: int, total: int) -> None:
@@ -69,8 +76,9 @@ def run(job_dir: Path, report) -> None:
 
         result = generate(job_dir / PORTRAIT_FILE, audio, job_dir / RESULT_FILE, config, progress)
     except (TalkingHeadError, ValueError) as exc:
-        message = str(exc).replace(f"'{job_dir / PORTRAIT_FILE}'", "the portrait").replace(str(job_dir) + os.sep, "")
-        report({"error": message})
+        message = clean_message(clean_message(exc, job_dir / PORTRAIT_FILE, "the portrait"), job_dir / AUDIO_FILE,
+                                "the audio")
+        report({"error": message.replace(str(job_dir) + os.sep, "")})
         return
     report({"result": {"frames": result.frames, "width": result.width, "height": result.height,
                        "audio_seconds": result.audio_seconds, "elapsed_seconds": result.elapsed_seconds}})
