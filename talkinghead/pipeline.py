@@ -18,7 +18,8 @@ from .audio.features import SAMPLE_RATE, FeatureStream, frame_count
 from .config import GenerateConfig
 from .threads import compute_threads, with_compute_threads
 from .errors import TalkingHeadError
-from .face.landmarker import FaceObservation, find_portrait_face
+from .face.cache import portrait_face
+from .face.landmarker import FaceObservation
 from .io import VideoWriter, audio_summary, iter_audio, load_audio, load_image, resize_long_side
 from .face.measure import CLOSED_LIPS_GAP, mouth_aperture
 from .motion.base import MotionSource
@@ -47,7 +48,7 @@ def prepare_portrait(image: np.ndarray, size: int, name: str = "portrait") -> Po
     """Resize to the output size (long side <= size, even dimensions) and find the face to animate."""
     resized = resize_long_side(image, size)
     downscale = max(resized.shape[:2]) / max(image.shape[:2])
-    return Portrait(resized, find_portrait_face(resized, name, downscale))
+    return Portrait(resized, portrait_face(resized, name, downscale))
 
 
 def decision_delay_seconds(config: GenerateConfig) -> float:

@@ -1,7 +1,7 @@
 """Layering: lower layers never import higher ones (checked on the source with `ast`, imports inside
 functions included).
 
-    errors, face.landmarks, assets     no talkinghead imports (io: only errors and config)
+    errors, face.landmarks, assets     no talkinghead imports (io: only errors, config, outputs)
     config, schema                     the option schema and its walker: only errors
     audio/, io, face/                  analysis / file edge: never motion, render, pipeline, cli
     motion/                            the motion sources and their contract: never render, pipeline, cli
@@ -154,8 +154,9 @@ def test_the_schema_sits_on_errors_only():
     assert GRAPH[f"{PKG}.schema"] <= {f"{PKG}.errors", f"{PKG}.config"}
 
 
-def test_io_imports_only_errors_and_config():
-    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors", f"{PKG}.config"}
+def test_io_imports_only_errors_config_and_outputs():
+    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors", f"{PKG}.config", f"{PKG}.outputs"}
+    assert GRAPH[f"{PKG}.outputs"] <= {f"{PKG}.errors"}
 
 
 LOWER = ("errors", "config", "schema", "audio", "io", "face")

@@ -5,12 +5,14 @@ image (H, W, 3) uint8 RGB -> FaceObservation per face, largest first.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.abc
 import importlib.util
 import logging
 import os
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -205,7 +207,17 @@ class FaceLandmarker:
 
 def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: float = 1.0) -> FaceObservation:
     """The face to animate in a portrait: the largest one; clear errors for none or tiny."""
-    with FaceLandmarker(video=False) as landmarker:
+    face, count = choose_portrait_face(image, name, downscale)
+    if count > 1:
+        log.warning("%d faces found in %s: animating the largest one", count, name)
+    return face
+
+
+def choose_portrait_face(image: np.ndarray, name: str = "portrait",
+                         downscale: float = 1.0) -> tuple[FaceObservation, int]:
+    """(the largest face, how many faces were found); TalkingHeadError for none or a tiny one."""
+    with _PORTRAIT_LOCK:
+        landmarker = portrait_landmarker()
         faces = landmarker.detect(image)
         small = None if faces else _small_face_width(landmarker, image)
     if small is not None:
@@ -216,12 +228,23 @@ def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: flo
             f"no face found in {name}: use a portrait where one face is clearly visible, "
             f"frontal or three-quarter, at least {MIN_FACE_WIDTH_PX * 2} px wide")
     face = faces[0]
-    if len(faces) > 1:
-        log.warning("%d faces found in %s: animating the largest one", len(faces), name)
     if face.width < MIN_FACE_WIDTH_PX:
         raise TalkingHeadError(f"the face in {name} is too small: only {face.width:.0f} px wide (at least "
                                f"{MIN_FACE_WIDTH_PX} px is needed): {_small_face_fix(image, face.width, downscale)}")
-    return face
+    return face, len(faces)
+
+
+_PORTRAIT_LOCK = threading.Lock()  # one detection at a time on the shared landmarker
+
+
+@lru_cache(maxsize=1)
+def portrait_landmarker() -> FaceLandmarker:
+    """One image-mode landmarker per process, made on first use (about 1.2 s) and closed at exit."""
+    landmarker = FaceLandmarker(video=False)
+    # Closed while threads can still run: MediaPipe's close() needs its executor, which Python shuts down
+    # before plain atexit callbacks, and its __del__ fails at interpreter teardown.
+    getattr(threading, "_register_atexit", atexit.register)(landmarker.close)
+    return landmarker
 
 
 def _small_face_fix(image: np.ndarray, width: float, downscale: float) -> str:
