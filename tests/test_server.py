@@ -152,7 +152,9 @@ def test_options_endpoint_lists_the_options_and_live_protocol(http):
     assert info["presets"]["live"] == {"motion.mouth": LIVE_DEFAULTS.motion.mouth} != {"motion.mouth": names["motion.mouth"]["default"]}
     docs = http.get("/openapi.json").json()
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/video", "/api/options", "/api/status"} <= set(docs["paths"])
-    assert http.get("/docs").status_code == 200
+    docs_page = http.get("/docs")
+    assert docs_page.status_code == 200 and "://" not in docs_page.text  # no CDN: every asset is the server's
+    assert http.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     page = http.get("/")
     assert page.status_code == 200 and "talkinghead" in page.text and "/static/app.js" in page.text
 

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..assets import ASSETS_DIR
 from ..audio.features import SAMPLE_RATE
+from .docs import add_docs
 from .job_routes import job_router
 from .jobs import JobLimits, JobStore
 from .limits import BodySizeLimit, guarded_protocol
@@ -57,12 +58,13 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
             workers.close()
             jobs.stop()
 
-    app = FastAPI(title="talkinghead", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="talkinghead", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="One portrait + speech -> a lip-synced talking head: offline MP4 jobs and a "
                               "live WebSocket session (`/api/live`, protocol in the README).")
     app.state.settings, app.state.jobs, app.state.live_slots = settings, jobs, slots
     app.add_middleware(BodySizeLimit, limit=int(settings.max_upload_mb * 1e6), body_timeout=settings.body_timeout_s)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_docs(app)  # /docs without a CDN
     app.include_router(_info_router(settings, jobs, slots))
     app.include_router(job_router(settings, jobs))
     app.include_router(live_router(settings, slots, workers))
