@@ -41,6 +41,24 @@ class Renderer:
         """One frame: (52,), (6,), (2,) -> (H, W, 3) uint8 RGB."""
         rig = self.rig
         targets = rig.targets(expression, head, gaze)
+        head_map, target_mouth = self._head_map(targets)
+        hx0, hy0, hx1, hy1 = rig.head_box
+        frame = rig.image.copy()
+        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_REFLECT)
+        for layer, closure in zip(rig.eyelids, targets.lid_closure):
+            if closure > 0:
+                self._draw_eyelid(frame, head_map, layer, closure)
+        draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
+        return frame
+
+    def sampling_map(self, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+        """The head layer's backward map for one frame: (h, w, 2) float32 source x, y of every pixel of rig.head_box."""
+        return self._head_map(self.rig.targets(expression, head, gaze))[0]
+
+    def _head_map(self, targets) -> tuple[np.ndarray, MouthFrame]:
+        """Source position of every head-box pixel (h, w, 2) and the target mouth frame."""
+        rig = self.rig
         displacement = targets.control - rig.source  # (N, 2)
 
         upper_map = rig.upper_field.backward_map(rig.upper_field.forward(displacement[rig.upper_moving]))
@@ -52,14 +70,7 @@ class Renderer:
         jx0, jy0, jx1, jy1 = rig.jaw_box
         self._join_at_lip_line(head_map[jy0 - hy0:jy1 - hy0, jx0 - hx0:jx1 - hx0], rig.jaw_upsample(lower_map),
                                target_mouth)
-        frame = rig.image.copy()
-        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
-                                            borderMode=cv2.BORDER_REFLECT)
-        for layer, closure in zip(rig.eyelids, targets.lid_closure):
-            if closure > 0:
-                self._draw_eyelid(frame, head_map, layer, closure)
-        draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
-        return frame
+        return head_map, target_mouth
 
     def _draw_eyelid(self, frame: np.ndarray, head_map: np.ndarray, layer, closure: float) -> None:
         """Blend the closed-eye patch in where the warped eye opening shows, by closure^2."""

@@ -1,0 +1,29 @@
+"""Fold check: the Jacobian determinant of a backward sampling map.
+
+A backward map gives, for every output pixel, the source position it samples. Where the map is
+one-to-one and keeps orientation its Jacobian determinant is positive; where it is 0 or negative the
+image folds over itself (tearing, smears, mirrored strips). Used by tests and scripts/pose_sweep.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def jacobian_determinant(sampling_map: np.ndarray) -> np.ndarray:
+    """(h, w, 2) source x, y per pixel -> (h - 1, w - 1) float64 det d(source)/d(target), central per cell."""
+    m = np.asarray(sampling_map, np.float64)
+    # forward differences averaged over each 2x2 cell, so both derivatives sit at the same point
+    dx = ((m[:-1, 1:] - m[:-1, :-1]) + (m[1:, 1:] - m[1:, :-1])) / 2  # (h-1, w-1, 2) d/dx
+    dy = ((m[1:, :-1] - m[:-1, :-1]) + (m[1:, 1:] - m[:-1, 1:])) / 2  # (h-1, w-1, 2) d/dy
+    return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
+
+
+def fold_share(sampling_map: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """(share of cells with det <= 0, smallest det) over the map, or over the cells where mask (h-1, w-1) is true."""
+    det = jacobian_determinant(sampling_map)
+    if mask is not None:
+        det = det[mask]
+    if det.size == 0:
+        return 0.0, 1.0
+    return float((det <= 0).mean()), float(det.min())
