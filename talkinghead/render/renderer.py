@@ -17,7 +17,7 @@ from ..face.expression import ExpressionBasis, load_basis
 from ..face.landmarker import FaceObservation
 from ..motion.types import Motion
 from .mouth import MouthFrame, draw_mouth_interior
-from .rig import MOUTH_SPLIT_SOFTNESS_PX, PortraitRig
+from .rig import PortraitRig
 
 
 
@@ -59,17 +59,10 @@ class Renderer:
     def _head_map(self, targets) -> tuple[np.ndarray, MouthFrame]:
         """Source position of every head-box pixel (h, w, 2) and the target mouth frame."""
         rig = self.rig
-        displacement = targets.control - rig.source  # (N, 2)
-
-        upper_map = rig.upper_field.backward_map(rig.upper_field.forward(displacement[rig.upper_moving]))
-        lower_map = rig.lower_field.backward_map(rig.lower_field.forward(displacement[rig.lower_moving]))
-        head_map = rig.head_upsample(upper_map)  # source position of every pixel in the head box
+        coarse, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid)
+        head_map = rig.head_upsample(coarse)
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])
-        hx0, hy0, hx1, hy1 = rig.head_box
-        jx0, jy0, jx1, jy1 = rig.jaw_box
-        self._join_at_lip_line(head_map[jy0 - hy0:jy1 - hy0, jx0 - hx0:jx1 - hx0], rig.jaw_upsample(lower_map),
-                               target_mouth)
         return head_map, target_mouth
 
     def _draw_eyelid(self, frame: np.ndarray, head_map: np.ndarray, layer, closure: float) -> None:
@@ -87,17 +80,3 @@ class Renderer:
         closed = cv2.remap(layer.closed, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = (region + weight[..., None] * (closed - region)).astype(np.uint8)
-
-    def _join_at_lip_line(self, upper: np.ndarray, lower: np.ndarray, mouth: MouthFrame) -> None:
-        """Within the jaw box, use the lower-lip map below the target lip line; `upper` is changed in place."""
-        rig = self.rig
-        rel_x, rel_y = rig.jaw_xs - mouth.origin[0], rig.jaw_ys - mouth.origin[1]
-        u = (rel_x * mouth.axis[0] + rel_y * mouth.axis[1]) / mouth.width
-        wv = rel_x * mouth.normal[0] + rel_y * mouth.normal[1]
-        up, lo = mouth.curves_at(np.clip(u, 0, 1))
-        mid = (up + lo) / 2
-        below = np.clip((wv - mid) / MOUTH_SPLIT_SOFTNESS_PX + 0.5, 0, 1)
-        beyond = np.maximum(np.maximum(-u, u - 1), 0)  # mouth widths past a corner
-        weight = 0.5 + (below - 0.5) * np.exp(-(beyond / 0.35) ** 2)
-        weight *= rig.jaw_edge_fade  # both fields agree away from the lips
-        upper += weight[..., None] * (lower - upper)
