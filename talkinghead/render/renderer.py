@@ -46,9 +46,9 @@ class Renderer:
         frame = rig.image.copy()
         frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
-        for layer, closure in zip(rig.eyelids, targets.lid_closure):
-            if closure > 0:
-                self._draw_eyelid(frame, head_map, layer, closure)
+        for eye, (loop, iris) in enumerate(zip(rig.eye_loops, rig.iris_ids)):
+            rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
+                          targets.landmarks[iris[0]], targets.lid_closure[eye])
         draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
         return frame
 
@@ -64,19 +64,3 @@ class Renderer:
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])
         return head_map, target_mouth
-
-    def _draw_eyelid(self, frame: np.ndarray, head_map: np.ndarray, layer, closure: float) -> None:
-        """Blend the closed-eye patch in where the warped eye opening shows, by closure^2."""
-        hx0, hy0, hx1, hy1 = self.rig.head_box
-        x0, y0, x1, y1 = layer.box
-        x0, y0, x1, y1 = max(x0, hx0), max(y0, hy0), min(x1, hx1), min(y1, hy1)
-        if x1 <= x0 or y1 <= y0:
-            return
-        sub = head_map[y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0]
-        mx, my = sub[..., 0], sub[..., 1]
-        weight = cv2.remap(layer.opening, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) * closure ** 2
-        if not weight.any():
-            return
-        closed = cv2.remap(layer.closed, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-        region = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = (region + weight[..., None] * (closed - region)).astype(np.uint8)

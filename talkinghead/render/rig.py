@@ -19,6 +19,7 @@ from ..face.landmarker import FaceObservation
 from ..face.pose import HEAD_PIVOT, euler_to_rotation, fit_similarity
 from ..motion.types import HEAD_FIELDS
 from .mouth import MouthFrame, MouthStyle
+from .eyes import EyeLayer
 from .mesh import N_FACE_VERTICES, TriangleMesh, delaunay
 from .warp import Grid, Upsampler
 
@@ -28,9 +29,9 @@ NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the he
 OUTER_RING_SCALE = 3.0  # fixed anchors this far out hold the background
 RING_BORDER_MARGIN = 0.25  # head-ring points closer than this (face widths) to the frame's edge follow the head less
 BORDER_ANCHORS_PER_SIDE = 8
-BLINK_MEET = 0.3  # closed lids meet this far up from the lower lid (fraction of the opening)
-BLINK_OVERLAP = 1.0  # the lids meet exactly; the eyelid layer covers what the warp leaves open
-EYELID_BOX_SCALE = 2.2  # eyelid patch size over the eye's width
+BLINK_MEET = 0.2  # closed lids meet this far up from the lower lid (fraction of the opening)
+LID_FOLLOWS_GAZE = (0.6, 0.3)  # share of the iris's vertical move the upper and lower lid follow
+BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
 MIN_LIP_THICKNESS = 0.8  # share of the portrait's lip thickness a lip keeps however the mouth moves
@@ -46,26 +47,6 @@ def similarity_2d(source: np.ndarray, target: np.ndarray):
         return np.stack([z.real, z.imag], 1)
 
     return apply
-
-
-class EyelidLayer:
-    """A closed-eye version of one eye region: the opening inpainted from the surrounding lid skin.
-
-    During a blink the renderer warps this patch with the frame's map and blends it in where the
-    eye opening shows, so a blink covers the eye fully even where the smooth warp cannot close it.
-    """
-
-    def __init__(self, image: np.ndarray, loop_xy: np.ndarray):
-        h, w = image.shape[:2]
-        centre = loop_xy.mean(0)
-        half = np.ptp(loop_xy, axis=0).max() * EYELID_BOX_SCALE / 2
-        self.box = (int(max(centre[0] - half, 0)), int(max(centre[1] - half, 0)),
-                    int(min(centre[0] + half, w)), int(min(centre[1] + half, h)))
-        mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [np.round(loop_xy).astype(np.int32)], 255)
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-        self.closed = cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
-        self.opening = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.0)
 
 
 @dataclass(frozen=True)
@@ -110,7 +91,10 @@ class PortraitRig:
         self.head_grid = Grid.for_box(*self.head_box, stride)
         self.head_upsample = Upsampler(self.head_grid, self.head_box)
 
-        self.eyelids = [EyelidLayer(image, face.landmarks[list(loop), :2]) for loop in (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)]
+        self.eye_loops = (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)
+        self.iris_ids = (L.IRIS_RIGHT, L.IRIS_LEFT)
+        self.eyes = EyeLayer(image, [face.landmarks[list(loop), :2] for loop in self.eye_loops],
+                             [face.landmarks[list(iris), :2] for iris in self.iris_ids])
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
                                                  face.landmarks[list(L.LIPS_LOWER_INNER), :2])
         self.mouth_style = MouthStyle.for_portrait(image, face.box)
@@ -250,5 +234,8 @@ class PortraitRig:
             shift = np.zeros(3)
             shift[:2] = np.asarray(gaze, float) * eye_width * (1 - closure)
             canon[list(iris)] += shift + lid_move.mean(0)
+            # the lids follow the eye up and down (as real lids do), so a vertical gaze shows
+            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1]
+            canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1]
             closures.append(closure)
         return closures[0], closures[1]
