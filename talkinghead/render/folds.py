@@ -27,3 +27,25 @@ def fold_share(sampling_map: np.ndarray, mask: np.ndarray | None = None) -> tupl
     if det.size == 0:
         return 0.0, 1.0
     return float((det <= 0).mean()), float(det.min())
+
+
+def single_layer_cells(layers: np.ndarray) -> np.ndarray:
+    """(rows - 1, cols - 1) bool: grid cells whose four corners are each covered by exactly one triangle.
+    Elsewhere a near surface overlaps a far one (an occlusion edge: the map jumps there by design) or a
+    corner lies on a shared edge."""
+    return (layers[:-1, :-1] == 1) & (layers[:-1, 1:] == 1) & (layers[1:, :-1] == 1) & (layers[1:, 1:] == 1)
+
+
+def mesh_fold_check(renderer, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> dict:
+    """Fold check of one frame on the renderer's coarse mesh map (before upsampling): folds (single-layer
+    cells with det <= 0), holes (grid points inside the image that no triangle drew), overlap cells."""
+    rig = renderer.rig
+    targets = rig.targets(expression, head, gaze)
+    coarse, owner, layers = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid, exact_layers=True)
+    det = jacobian_determinant(coarse)
+    single = single_layer_cells(layers)
+    pts = rig.head_grid.points().reshape(owner.shape + (2,))
+    in_image = (pts[..., 0] <= rig.width - 1) & (pts[..., 1] <= rig.height - 1)
+    return {"folds": int((single & (det <= 0)).sum()), "min_det": float(det[single].min()) if single.any() else 1.0,
+            "holes": int((in_image & (owner < 0)).sum()), "overlap_cells": int((~single).sum()),
+            "cells": int(single.size)}

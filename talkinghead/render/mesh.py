@@ -29,6 +29,17 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
+def _barycentric_inverse(corners: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) inverse of each triangle's rows [x, y, 1] (so [gx, gy, 1] @ inverse = barycentric
+    coordinates), written out in closed form; zero for triangles not kept."""
+    (x0, y0), (x1, y1), (x2, y2) = (corners[:, k].T for k in range(3))
+    det = np.where(keep, x0 * (y1 - y2) + x1 * (y2 - y0) + x2 * (y0 - y1), 1.0)
+    inv = np.stack([np.stack([y1 - y2, y2 - y0, y0 - y1], 1),
+                    np.stack([x2 - x1, x0 - x2, x1 - x0], 1),
+                    np.stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], 1)], 1)  # (T, 3, 3)
+    return np.where(keep[:, None, None], inv / det[:, None, None], 0.0)
+
+
 def delaunay(points: np.ndarray) -> np.ndarray:
     """(T, 3) Delaunay triangles of points (P, 2), all wound with positive signed area."""
     tri = Delaunay(points).simplices.copy()
@@ -70,10 +81,12 @@ class TriangleMesh:
             alpha[offending] *= CLAMP_STEP
         return out
 
-    def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid,
+                     exact_layers: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rasterise the target mesh with a depth test: (rows, cols, 2) float32 source pixel position of
-        every grid point, and (rows, cols) int32 id of the triangle drawn there (-1 outside the mesh: the
-        point keeps its own position). depth: (V,) per vertex, smaller is nearer. Flipped or collapsed
+        every grid point, (rows, cols) int32 id of the triangle drawn there (-1 outside the mesh: the
+        point keeps its own position) and (rows, cols) int count of the triangles covering each point
+        (exact only with exact_layers, which tests every triangle point by point: slower, for checks). depth: (V,) per vertex, smaller is nearer. Flipped or collapsed
         triangles face away from the camera and are not drawn; where triangles overlap the nearest wins."""
         out = grid.points().reshape(grid.rows, grid.cols, 2).astype(np.float32)
         owner = np.full((grid.rows, grid.cols), -1, np.int32)
@@ -83,24 +96,27 @@ class TriangleMesh:
         hi = np.minimum(np.floor(corners.max(1)).astype(int), (grid.cols - 1, grid.rows - 1))
         keep = (signed_areas(t, self.triangles) > 1e-9) & (hi >= lo).all(1)
         side = (hi - lo + 1).max(1)
-        homogeneous = np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], 2)  # (T, 3, 3)
-        inverse = np.zeros_like(homogeneous)
-        inverse[keep] = np.linalg.inv(homogeneous[keep])
-        hits = [self._raster_big(np.nonzero(keep & (side > SIZE_CLASSES[-1]))[0], corners, depth, grid)]
+        inverse = _barycentric_inverse(corners, keep)
+        classes = SIZE_CLASSES + (max(int(side.max()), 1),) if exact_layers else SIZE_CLASSES
+        hits = [self._raster_big(np.nonzero(keep & (side > classes[-1]))[0], corners, depth, grid)]
         start = 0
-        for size in SIZE_CLASSES:  # small triangles: test every grid point of a size x size box
+        for size in classes:  # small triangles: test every grid point of a size x size box
             ids = np.nonzero(keep & (side <= size) & (side > start))[0]
             start = size
             if len(ids):
                 hits.append(self._candidates(ids, lo[ids], size, inverse, grid))
         ids, gx, gy = (np.concatenate(h) for h in zip(*hits))
+        # far first, so the nearest triangle is written last (triangles ranked by mean depth; an int16
+        # key lets numpy's stable sort use a radix sort)
+        rank = np.empty(len(self.triangles), np.int16)
+        rank[np.argsort(-depth[self.triangles].mean(1), kind="stable")] = np.arange(len(self.triangles))
+        order = np.argsort(rank[ids], kind="stable")
+        ids, gx, gy = ids[order], gx[order], gy[order]
         bary = gx[:, None] * inverse[ids, 0] + gy[:, None] * inverse[ids, 1] + inverse[ids, 2]  # (K, 3)
-        z = (bary * depth[self.triangles[ids]]).sum(1)
-        order = np.argsort(-z, kind="stable")  # far first: the nearest triangle is written last
-        ids, gx, gy, bary = ids[order], gx[order], gy[order], bary[order]
         out[gy, gx] = np.einsum("kj,kjd->kd", bary, self.sources[self.triangles[ids]])
         owner[gy, gx] = ids
-        return out, owner
+        layers = np.bincount(gy * grid.cols + gx, minlength=grid.rows * grid.cols).reshape(grid.rows, grid.cols)
+        return out, owner, layers
 
     def _raster_big(self, ids: np.ndarray, corners: np.ndarray, depth: np.ndarray, grid: Grid):
         """(triangle ids, gx, gy) of the grid points covered by large triangles (drawn far to near)."""

@@ -59,7 +59,7 @@ class Renderer:
     def _head_map(self, targets) -> tuple[np.ndarray, MouthFrame]:
         """Source position of every head-box pixel (h, w, 2) and the target mouth frame."""
         rig = self.rig
-        coarse, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid)
+        coarse, _, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid)
         head_map = rig.head_upsample(coarse)
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])
