@@ -44,7 +44,7 @@ def test_backward_map_inverts_an_affine_motion_exactly():
     shift = np.array([4.0, -3.0])
     targets = mesh.sources @ a.T + shift
     grid = Grid.for_box(0, 0, 101, 101, 4)
-    coarse, owner, layers = mesh.backward_map(targets, np.zeros(len(targets)), grid, exact_layers=True)
+    coarse, owner, layers = mesh.backward_map(targets, np.zeros(len(targets)), grid, draw_unmoved=True)
     pts = grid.points().reshape(coarse.shape)
     inside = owner >= 0
     expected = (pts - shift) @ np.linalg.inv(a).T
@@ -60,7 +60,7 @@ def test_nearest_triangle_wins_where_the_mesh_overlaps():
     targets[3:] -= 15  # the second triangle now overlaps the first
     grid = Grid.for_box(0, 0, 41, 41, 1)
     for near, depth in ((1, np.array([5, 5, 5, 1, 1, 1.0])), (0, np.array([1, 1, 1, 5, 5, 5.0]))):
-        _, owner, layers = mesh.backward_map(targets, depth, grid, exact_layers=True)
+        _, owner, layers = mesh.backward_map(targets, depth, grid, draw_unmoved=True)
         assert owner[12, 12] == near and layers[12, 12] == 2
 
 

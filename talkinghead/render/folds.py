@@ -41,7 +41,7 @@ def mesh_fold_check(renderer, expression: np.ndarray, head: np.ndarray, gaze: np
     cells with det <= 0), holes (grid points inside the image that no triangle drew), overlap cells."""
     rig = renderer.rig
     targets = rig.targets(expression, head, gaze)
-    coarse, owner, layers = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid, exact_layers=True)
+    coarse, owner, layers = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid, draw_unmoved=True)
     det = jacobian_determinant(coarse)
     single = single_layer_cells(layers)
     pts = rig.head_grid.points().reshape(owner.shape + (2,))

@@ -4,7 +4,7 @@ The mesh is the Delaunay triangulation of the control points' source positions (
 head ring, fixed anchors), so it tiles the image without overlaps. Per frame the target vertex positions are
 rasterised on a coarse grid: every grid point inside a target triangle gets the source point with the
 same barycentric coordinates (the inverse of the triangle's affine map, computed directly, no
-iteration). `keep_orientation` clamps vertex motion softly so no triangle flips or collapses.
+iteration), row by row in closed form. `keep_orientation` clamps vertex motion softly so no triangle flips or collapses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from scipy.spatial import Delaunay
 from .warp import Grid
 
 N_FACE_VERTICES = 468
-SIZE_CLASSES = (2, 3, 4, 6, 8)  # candidate-box sides (grid points) tested point by point; larger triangles are rasterised
 MIN_AREA_SHARE = 0.02  # a triangle may shrink to this share of its source area before motion is clamped
 CLAMP_STEP = 0.6  # each clamping pass scales the offending vertices' motion by this
 CLAMP_PASSES = 10
@@ -82,59 +81,57 @@ class TriangleMesh:
         return out
 
     def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid,
-                     exact_layers: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     draw_unmoved: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rasterise the target mesh with a depth test: (rows, cols, 2) float32 source pixel position of
-        every grid point, (rows, cols) int32 id of the triangle drawn there (-1 outside the mesh: the
-        point keeps its own position) and (rows, cols) int count of the triangles covering each point
-        (exact only with exact_layers, which tests every triangle point by point: slower, for checks). depth: (V,) per vertex, smaller is nearer. Flipped or collapsed
-        triangles face away from the camera and are not drawn; where triangles overlap the nearest wins."""
+        every grid point, (rows, cols) int32 id of the triangle drawn there (-1: none; the point keeps
+        its own position) and (rows, cols) int count of the triangles covering each point. depth: (V,)
+        per vertex, smaller is nearer. Flipped or collapsed triangles face away from the camera and are
+        not drawn; where triangles overlap the nearest wins. Background triangles none of whose corners
+        moved map points to themselves and are skipped unless draw_unmoved (the fold check draws them)."""
         out = grid.points().reshape(grid.rows, grid.cols, 2).astype(np.float32)
         owner = np.full((grid.rows, grid.cols), -1, np.int32)
         t = (np.asarray(targets, np.float64) - (grid.x0, grid.y0)) / grid.stride  # grid units
         corners = t[self.triangles]  # (T, 3, 2)
-        lo = np.maximum(np.floor(corners.min(1)).astype(int), 0)  # candidate boxes clipped to the grid
-        hi = np.minimum(np.floor(corners.max(1)).astype(int), (grid.cols - 1, grid.rows - 1))
+        lo = np.maximum(np.ceil(corners.min(1) - INSIDE_EPS).astype(int), 0)  # candidate boxes clipped to the grid
+        hi = np.minimum(np.floor(corners.max(1) + INSIDE_EPS).astype(int), (grid.cols - 1, grid.rows - 1))
         keep = (signed_areas(t, self.triangles) > 1e-9) & (hi >= lo).all(1)
-        side = (hi - lo + 1).max(1)
-        inverse = _barycentric_inverse(corners, keep)
-        classes = SIZE_CLASSES + (max(int(side.max()), 1),) if exact_layers else SIZE_CLASSES
-        hits = [self._raster_big(np.nonzero(keep & (side > classes[-1]))[0], corners, depth, grid)]
-        start = 0
-        for size in classes:  # small triangles: test every grid point of a size x size box
-            ids = np.nonzero(keep & (side <= size) & (side > start))[0]
-            start = size
-            if len(ids):
-                hits.append(self._candidates(ids, lo[ids], size, inverse, grid))
-        ids, gx, gy = (np.concatenate(h) for h in zip(*hits))
+        if not draw_unmoved:
+            moved = np.abs(np.asarray(targets, np.float64) - self.sources).max(1) > 1e-9
+            keep &= moved[self.triangles].any(1) | self.may_turn_away  # face triangles may overlap: always drawn
+        ids = np.nonzero(keep)[0]
+        inverse = _barycentric_inverse(corners[ids], np.ones(len(ids), bool))  # (K, 3, 3)
+        which, gx, gy = _scan(inverse, lo[ids], hi[ids])
+        layers = np.bincount(gy * grid.cols + gx, minlength=grid.rows * grid.cols).reshape(grid.rows, grid.cols)
         # far first, so the nearest triangle is written last (triangles ranked by mean depth; an int16
         # key lets numpy's stable sort use a radix sort)
-        rank = np.empty(len(self.triangles), np.int16)
-        rank[np.argsort(-depth[self.triangles].mean(1), kind="stable")] = np.arange(len(self.triangles))
-        order = np.argsort(rank[ids], kind="stable")
-        ids, gx, gy = ids[order], gx[order], gy[order]
-        bary = gx[:, None] * inverse[ids, 0] + gy[:, None] * inverse[ids, 1] + inverse[ids, 2]  # (K, 3)
-        out[gy, gx] = np.einsum("kj,kjd->kd", bary, self.sources[self.triangles[ids]])
-        owner[gy, gx] = ids
-        layers = np.bincount(gy * grid.cols + gx, minlength=grid.rows * grid.cols).reshape(grid.rows, grid.cols)
+        rank = np.argsort(np.argsort(-depth[self.triangles[ids]].mean(1), kind="stable")).astype(np.int16)
+        order = np.argsort(rank[which], kind="stable")
+        which, gx, gy = which[order], gx[order], gy[order]
+        inv = inverse[which]
+        bary = gx[:, None] * inv[:, 0] + gy[:, None] * inv[:, 1] + inv[:, 2]  # (P, 3)
+        out[gy, gx] = np.einsum("kj,kjd->kd", bary, self.sources[self.triangles[ids[which]]])
+        owner[gy, gx] = ids[which]
         return out, owner, layers
 
-    def _raster_big(self, ids: np.ndarray, corners: np.ndarray, depth: np.ndarray, grid: Grid):
-        """(triangle ids, gx, gy) of the grid points covered by large triangles (drawn far to near)."""
-        import cv2
 
-        owner = np.full((grid.rows, grid.cols), -1, np.int32)
-        for k in ids[np.argsort(-depth[self.triangles[ids]].mean(1), kind="stable")]:
-            cv2.fillConvexPoly(owner, np.round(corners[k] * 16).astype(np.int32), int(k), cv2.LINE_8, 4)
-        gy, gx = np.nonzero(owner >= 0)
-        return owner[gy, gx], gx, gy
+def _scan(inverse: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid points inside each triangle, row by row: (triangle index, gx, gy), each (P,).
 
-    def _candidates(self, ids: np.ndarray, lo: np.ndarray, size: int, inverse: np.ndarray, grid: Grid):
-        """(triangle ids, gx, gy) of the grid points inside triangles ids (candidates: size x size from lo)."""
-        oy, ox = np.mgrid[0:size, 0:size]
-        gx = lo[:, 0, None] + ox.ravel()[None]  # (n, size^2)
-        gy = lo[:, 1, None] + oy.ravel()[None]
-        inv = inverse[ids]
-        bary = gx[..., None] * inv[:, None, 0] + gy[..., None] * inv[:, None, 1] + inv[:, None, 2]  # (n, size^2, 3)
-        inside = (bary >= -INSIDE_EPS).all(-1) & (gx < grid.cols) & (gy < grid.rows)
-        which, cand = np.nonzero(inside)
-        return ids[which], gx[which, cand], gy[which, cand]
+    inverse: (K, 3, 3) barycentric inverses; lo, hi: (K, 2) inclusive candidate boxes. On row y,
+    barycentric j is a_j x + c_j, so each of the three half-planes bounds x from one side."""
+    heights = hi[:, 1] - lo[:, 1] + 1
+    tri = np.repeat(np.arange(len(inverse)), heights)  # (R,) one entry per candidate row
+    y = lo[tri, 1] + (np.arange(len(tri)) - np.repeat(np.cumsum(heights) - heights, heights))
+    a = inverse[tri, 0]  # (R, 3)
+    c = y[:, None] * inverse[tri, 1] + inverse[tri, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = (-INSIDE_EPS - c) / a
+    lower = np.where(a > 0, bound, -np.inf).max(1)
+    upper = np.where(a < 0, bound, np.inf).min(1)
+    empty = ((a == 0) & (c < -INSIDE_EPS)).any(1)
+    x0 = np.maximum(np.ceil(lower), lo[tri, 0])
+    x1 = np.minimum(np.floor(upper), hi[tri, 0])
+    count = np.where(empty, 0, np.maximum(x1 - x0 + 1, 0)).astype(int)
+    row = np.repeat(np.arange(len(tri)), count)
+    gx = x0[row].astype(int) + (np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count))
+    return tri[row], gx, y[row]
