@@ -9,7 +9,9 @@ frame (MediaPipe image mode). Figures: re-tracked yaw / pitch against requested 
 rotation relative to the portrait's own landmarks), re-tracked iris offset against requested gaze
 (slope, eye widths), share of full blinks the tracker scores closed (mean eyeBlink >= 0.5), faces
 found, dlib identity distance to the portrait averaged over the extreme poses (as `talkinghead eval`),
-and the fold check (share of head-box pixels whose sampling map has Jacobian determinant <= 0).
+and the fold checks: share of head-box pixels whose full-resolution sampling map has a Jacobian
+determinant <= 0 (occlusion edges, where a near surface covers a far one, count here), and the mesh
+check of talkinghead.render.folds (single-layer grid cells that fold, and holes no triangle drew).
 Writes OUT/sweep.json, OUT/sheet.png (extremes, one row per portrait) and prints a table.
 """
 
@@ -57,20 +59,22 @@ def iris_offsets(landmarks: np.ndarray) -> np.ndarray:
     return (offsets[0] + offsets[1]) / 2
 
 
-def render_sweep(portrait, poses) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
-    """Frames (H, W, 3) uint8 of every pose, and (fold share, min det) of each frame's head map."""
-    from talkinghead.render.folds import fold_share
+def render_sweep(portrait, poses) -> tuple[list[np.ndarray], list[tuple[float, float]], list[dict]]:
+    """Frames (H, W, 3) uint8 of every pose, (fold share, min det) of each frame's full-resolution head
+    map (occlusion edges count as folds there), and each frame's mesh fold check (render.folds)."""
+    from talkinghead.render.folds import fold_share, mesh_fold_check
     from talkinghead.render.renderer import Renderer
     from talkinghead.render.sweep import sweep_motion
 
     renderer = Renderer(portrait.image, portrait.face)
     motion = sweep_motion(portrait.face.blendshapes, poses)
-    frames, folds = [], []
+    frames, folds, checks = [], [], []
     for i in range(len(motion)):
         args = (motion.expression[i], motion.head[i], motion.gaze[i])
         frames.append(renderer.render_frame(*args))
         folds.append(fold_share(renderer.sampling_map(*args)))
-    return frames, folds
+        checks.append(mesh_fold_check(renderer, *args) if hasattr(renderer.rig, "mesh") else {})
+    return frames, folds, checks
 
 
 def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndarray]]:
@@ -85,7 +89,7 @@ def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndar
 
     portrait = prepare_portrait(load_image(path), size, path.name)
     poses = sweep_poses()
-    frames, folds = render_sweep(portrait, poses)
+    frames, folds, checks = render_sweep(portrait, poses)
     track = track_frames(frames, FPS, video=False)
     reference = portrait.face.landmarks
     rotations = head_rotations(track.landmarks, reference)  # (T, 3) yaw, pitch, roll
@@ -106,6 +110,9 @@ def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndar
     row["fold_share_max"] = max(f[0] for f in folds)
     row["fold_frames"] = [p.name for p, f in zip(poses, folds) if f[0] > 0]
     row["min_det"] = min(f[1] for f in folds)
+    if all(checks):
+        row["mesh_fold_share_max"] = max(c["folds"] / c["cells"] for c in checks)
+        row["holes"] = int(sum(c["holes"] for c in checks))
     if encoder is not None:
         ref = encoder.descriptor(portrait.image, reference)
         extremes = [i for i, p in enumerate(poses) if p.extreme and track.found[i]]
@@ -154,11 +161,14 @@ def pooled(rows: list[dict]) -> dict:
     out["identity_extremes"] = float(np.mean(ids)) if ids else float("nan")
     out["fold_portraits"] = int(sum(r["fold_share_max"] > 0 for r in rows))
     out["fold_share_max"] = float(max(r["fold_share_max"] for r in rows))
+    out["mesh_fold_share_max"] = float(max(r.get("mesh_fold_share_max", np.nan) for r in rows))
+    out["holes"] = int(sum(r.get("holes", 0) for r in rows))
     return out
 
 
 COLUMNS = ("found", "yaw_corr", "yaw_slope", "pitch_corr", "pitch_slope", "roll_slope", "iris_slope",
-           "iris_slope_x", "iris_slope_y", "blink_closed", "identity_extremes", "fold_share_max")
+           "iris_slope_x", "iris_slope_y", "blink_closed", "identity_extremes", "fold_share_max",
+           "mesh_fold_share_max", "holes")
 
 
 def print_table(rows: list[dict], total: dict) -> None:
@@ -169,7 +179,10 @@ def print_table(rows: list[dict], total: dict) -> None:
         cells = []
         for c in COLUMNS:
             v = r.get(c, float("nan"))
-            cells.append(f"{r['found']}/{r['frames']}" if c == "found" else f"{v:.3f}" if c != "fold_share_max" else f"{v:.4f}")
+            if c in ("found", "holes"):
+                cells.append(f"{r['found']}/{r['frames']}" if c == "found" else str(int(v)))
+            else:
+                cells.append(f"{v:.4f}" if "fold" in c else f"{v:.3f}")
         print(f"| {r['portrait']} | " + " | ".join(cells) + " |")
 
 
