@@ -20,7 +20,7 @@ LASH_WIDTH = 0.07  # lash line thickness, in eye widths (at least 1 px)
 LASH_FROM, LASH_FULL = 0.45, 0.85  # the lash line fades in between these lid closures
 OPENING_SOFTNESS_PX = 0.6
 LASH_PERCENTILE = 10
-LASH_BAND = 0.12  # eye widths above the upper lid replaced by skin as the lid closes (lashes, liner)
+LASH_BAND = 0.2  # eye widths above the upper lid replaced by skin as the lid closes (lashes, liner)
 LID_BOX_UP = 0.35  # the eye's drawing box reaches this many eye widths above the lids  # the lash colour: this percentile of brightness along the upper lid
 
 

@@ -1,9 +1,5 @@
-"""Portrait + Motion -> frames: dense backward warp, then the mouth interior.
-
-Two spline fields are kept per portrait, one without the lower lip's points (for everything above
-the lip line) and one without the upper lip's (for the lower lip and jaw), so lips that touch in the
-portrait can part without smearing into each other. Each is inverted on a coarse grid, upsampled,
-and the two maps are joined along the target lip line.
+"""Portrait + Motion -> frames, in layers: the head (a mesh drawn with a depth test, render/mesh.py),
+the eyes (render/eyes.py), then the mouth interior (render/mouth.py). See docs/renderer.md.
 """
 
 from __future__ import annotations

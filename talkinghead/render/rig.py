@@ -1,15 +1,15 @@
 """PortraitRig: everything about one portrait that the renderer computes once.
 
-Turns a frame of Motion into target image positions for the control points: the 478 face
-landmarks, a ring of anchors around the head (hair, ears, neck follow the head), and fixed anchors
-on the image border (the background stays still).
+Turns a frame of Motion into target image positions for the mesh's vertices: the 468 face landmarks
+(irises: the eye layer's), a ring of anchors around the head (hair, ears, neck follow the head), and
+fixed anchors on the image border and far around the head (the background stays still), softly
+clamped so that no background triangle flips.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from ..face import landmarks as L
