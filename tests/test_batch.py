@@ -16,7 +16,6 @@ from talkinghead.assets import ASSETS_DIR
 from talkinghead.batch import BatchItem, cross_product, read_manifest, run_batch
 from talkinghead.config import GenerateConfig, RenderConfig
 from talkinghead.io import load_audio
-from talkinghead.pipeline import generate
 
 SMALL = GenerateConfig(render=RenderConfig(size=288))
 SR = 16000
