@@ -19,7 +19,7 @@ DEMO_DIR = ASSETS_DIR
 # Other subcommands live beside the code they drive. Each module defines `add_parser(subparsers)`,
 # which registers its subcommand with `set_defaults(run=...)`, `run(args) -> int` taking the parsed
 # arguments. Modules must import only argparse-level things at the top (keeps `--help` fast).
-SUBCOMMAND_MODULES = ("talkinghead.evaluation.cli", "talkinghead.server.cli")
+SUBCOMMAND_MODULES = ("talkinghead.evaluation.cli", "talkinghead.server.cli", "talkinghead.data.cli")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
