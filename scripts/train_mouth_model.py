@@ -47,7 +47,7 @@ from talkinghead.io import load_audio  # noqa: E402
 from talkinghead.motion.audio_rules import RuleBasedAudioMotion  # noqa: E402
 from talkinghead.motion.learned_mouth import MODEL_PATH, OUTPUTS, MouthModel  # noqa: E402
 from talkinghead.motion.types import Motion  # noqa: E402
-from talkinghead.audio.speech_encoder import (ENCODER_RATE, HOP_LENGTH, LogMelStream, SpeechEncoderStream,,
+from talkinghead.audio.speech_encoder import (ENCODER_RATE, HOP_LENGTH, LogMelStream, SpeechEncoderStream,
                                               StreamGrid, encoder_frame_count, frame_positions, interpolate_states)
 from talkinghead.face.tracking import VideoTrack, track_video
 
