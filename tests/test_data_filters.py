@@ -54,7 +54,7 @@ def test_unrelated_sound_is_dropped_for_lip_sync(talking, real_file):
     clip = {"seconds": SECONDS, "stats": {**_passing_stats(), **stats}}
     curate([clip], CurationConfig())
     assert stats["av_r"] < CurationConfig().min_av_r
-    assert clip["kept"] and not clip["speech_kept"] and clip["removed_by"] in ("av agreement", "av offset")
+    assert clip["kept"] and not clip["speech_kept"] and clip["removed_by"] in ("av agreement", "av offset", "av confidence")
 
 
 def test_blurred_face_is_sharper_before(talking):
@@ -70,7 +70,8 @@ def test_blurred_face_is_sharper_before(talking):
 def _passing_stats() -> dict:
     """Statistics of a clip every filter keeps."""
     return {"face_share": 1.0, "longest_gap_s": 0.0, "fit_residual": 0.03, "multi_face_share": 0.0, "face_px": 200.0,
-            "sharpness": 100.0, "turn_mean_deg": 5.0, "voiced_share": 0.8, "abs_av_offset_s": 0.0, "av_r": 0.6}
+            "sharpness": 100.0, "turn_mean_deg": 5.0, "voiced_share": 0.8, "abs_av_offset_s": 0.0, "av_r": 0.6,
+            "av_confidence": 0.4}
 
 
 def test_head_turned_away_is_filtered():
@@ -92,12 +93,13 @@ def test_head_turned_away_is_filtered():
 @pytest.mark.parametrize("stat,value,name", [
     ("face_share", 0.5, "tracked"), ("longest_gap_s", 1.0, "gaps"), ("fit_residual", 0.2, "track fit"),
     ("multi_face_share", 0.5, "one face"), ("face_px", 60.0, "face size"), ("sharpness", 5.0, "blur"),
-    ("voiced_share", 0.0, "speech"), ("abs_av_offset_s", 0.3, "av offset"), ("av_r", 0.1, "av agreement")])
+    ("voiced_share", 0.0, "speech"), ("abs_av_offset_s", 0.3, "av offset"), ("av_r", 0.1, "av agreement"),
+    ("av_confidence", 0.05, "av confidence")])
 def test_each_filter_removes_its_case(stat, value, name):
     clips = [{"seconds": 60.0, "stats": _passing_stats()}, {"seconds": 30.0, "stats": {**_passing_stats(), stat: value}}]
     curate(clips, CurationConfig())
     assert clips[0]["removed_by"] == "" and clips[1]["removed_by"] == name
-    assert clips[1]["kept"] == (name in ("speech", "av offset", "av agreement")) and not clips[1]["speech_kept"]
+    assert clips[1]["kept"] == (name in ("speech", "av offset", "av agreement", "av confidence")) and not clips[1]["speech_kept"]
     rows = {r["filter"]: r for r in cascade(clips, CurationConfig())}
     assert rows[name]["removed"] == 1 and rows[name]["clips"] == 1 and rows[name]["minutes"] == 1.0
 

@@ -83,7 +83,7 @@ def test_clips_shards_and_manifest(prepared):
     assert (prepared / "manifest.tsv").read_text().startswith("id\tvideo\tspeaker\tsplit")
     report = json.loads((prepared / "report" / "report.json").read_text())
     assert report["cascade"][0]["clips"] == 3
-    assert len(list((prepared / "report" / "plots").glob("*.png"))) == 10
+    assert len(list((prepared / "report" / "plots").glob("*.png"))) == 11
 
 
 def test_shot_cut_splits_the_video(prepared):

@@ -5,7 +5,9 @@ degrees, audio-visual sync; papers.md) with this project's own measures:
 - sync is SyncNet's offset search (Chung and Zisserman 2016) with the project's speech features in
   place of SyncNet: the committed mouth model predicts the lip gap from the Whisper states sampled
   at the frame times shifted by each candidate offset; the offset with the highest correlation to the
-  tracked gap is the clip's audio delay, that correlation its agreement. Kept clips are shifted to it.
+  tracked gap is the clip's audio delay, that correlation its agreement, and the correlation minus its
+  median over all offsets its confidence (SyncNet's Sync-C is likewise the best distance against the
+  median). Kept clips are shifted to their offset.
 - tracking quality is the share of frames with a face, the longest gap and the rigid-fit residual.
 Filters run in order; a clip is counted against the first one it fails.
 """
@@ -37,6 +39,7 @@ class CurationConfig:
     max_turn_deg: float = 30.0  # mean out-of-plane head rotation away from frontal (MegActor-Sigma: 30)
     min_voiced: float = 0.2  # share of frames the VAD hears as speech (speech use only)
     min_av_r: float = 0.3  # lip-gap correlation at the best audio-visual offset (speech use only)
+    min_av_confidence: float = 0.2  # that correlation minus its median over all offsets: SyncNet's confidence (speech use only)
     max_av_offset_s: float = 0.28  # |best offset| beyond this is outside the search: undetermined (speech use only)
 
 
@@ -53,6 +56,7 @@ FILTERS = (
     ("speech", "voiced_share", "min", "min_voiced", "speech in the sound track", "speech"),
     ("av offset", "abs_av_offset_s", "max", "max_av_offset_s", "an offset found inside the search", "speech"),
     ("av agreement", "av_r", "min", "min_av_r", "mouth and speech that agree", "speech"),
+    ("av confidence", "av_confidence", "min", "min_av_confidence", "a clear best offset (not music or chance)", "speech"),
 )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .filters import FILTERS, CurationConfig
+from .filters import FILTERS, CurationConfig, passes
 
 PLOT_SIZE_IN = (5.0, 3.0)  # inches at 100 dpi
 
@@ -62,7 +62,7 @@ def markdown(report: dict) -> str:
 
 
 def plot_filters(clips: list[dict], config: CurationConfig, folder: Path) -> list[Path]:
-    """One PNG per filter: each clip's statistic (dots, kept clips filled) and the threshold line."""
+    """One PNG per filter: each clip's statistic (filled where it passes this filter) and the threshold line."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -76,9 +76,9 @@ def plot_filters(clips: list[dict], config: CurationConfig, folder: Path) -> lis
         fig, ax = plt.subplots(figsize=PLOT_SIZE_IN, dpi=100)
         order = np.argsort(np.nan_to_num(values, nan=-np.inf))
         y = np.arange(len(values))
-        ok = np.array([c["kept"] if clips else False for c in clips], bool)[order]
-        ax.scatter(values[order][ok], y[ok], s=14, c="tab:blue", label="kept")
-        ax.scatter(values[order][~ok], y[~ok], s=14, facecolors="none", edgecolors="tab:red", label="not kept")
+        ok = np.array([passes(v, kind, getattr(config, field)) for v in values], bool)[order]
+        ax.scatter(values[order][ok], y[ok], s=14, c="tab:blue", label="passes")
+        ax.scatter(values[order][~ok], y[~ok], s=14, facecolors="none", edgecolors="tab:red", label="fails")
         ax.axvline(getattr(config, field), color="k", ls="--", lw=1,
                    label=f"threshold ({'min' if kind == 'min' else 'max'}) {getattr(config, field):g}")
         ax.set_xlabel(stat)
