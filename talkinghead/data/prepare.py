@@ -113,9 +113,17 @@ def clip_motion(analysis: FrameAnalysis, lo: int, hi: int, fps: float) -> dict[s
     return {"expression": driving.expression, "head": driving.head, "gaze": driving.gaze}
 
 
+def _add_time(seconds: dict, stage: str, since: float) -> float:
+    """Add the time since `since` to seconds[stage]; return now."""
+    now = time.perf_counter()
+    seconds[stage] = seconds.get(stage, 0.0) + now - since
+    return now
+
+
 def clip_arrays(analysis: FrameAnalysis, lo: int, hi: int, pts: np.ndarray, fps: float,
-                audio: np.ndarray | None, config: PrepareConfig) -> dict[str, np.ndarray]:
-    """Every array of the shard of frames [lo, hi) (see shards.SHARD_ARRAYS)."""
+                audio: np.ndarray | None, config: PrepareConfig, seconds: dict) -> dict[str, np.ndarray]:
+    """Every array of the shard of frames [lo, hi) (see shards.SHARD_ARRAYS); time per stage added to `seconds`."""
+    tick = time.perf_counter()
     start_s = float(pts[lo])
     stop_s = float(pts[hi - 1]) + 1.0 / fps
     times = pts[lo:hi] - start_s + 0.5 / fps
@@ -126,14 +134,17 @@ def clip_arrays(analysis: FrameAnalysis, lo: int, hi: int, pts: np.ndarray, fps:
               "aperture": measure.mouth_aperture(analysis.landmarks[lo:hi]).astype(np.float32),
               "width": measure.mouth_width(analysis.landmarks[lo:hi]).astype(np.float32),
               **clip_motion(analysis, lo, hi, fps)}
+    tick = _add_time(seconds, "pose_motion", tick)
     if audio is None:
         arrays.update(audio=np.zeros(0, np.int16), speech_states=np.zeros((0, 384), np.float32),
                       voiced=np.zeros(hi - lo, bool))
         return arrays
     segment = audio[int(round(start_s * SAMPLE_RATE)):int(round(stop_s * SAMPLE_RATE))]
     segment = np.pad(segment, (0, max(0, int(round((stop_s - start_s) * SAMPLE_RATE)) - len(segment))))
-    arrays.update(audio=np.round(segment * INT16_SCALE).astype(np.int16), speech_states=speech_states(segment, config),
-                  voiced=voice_activity(segment, times))
+    arrays.update(audio=np.round(segment * INT16_SCALE).astype(np.int16), speech_states=speech_states(segment, config))
+    tick = _add_time(seconds, "whisper", tick)
+    arrays["voiced"] = voice_activity(segment, times)
+    _add_time(seconds, "vad", tick)
     return arrays
 
 
@@ -193,15 +204,14 @@ def _prepare(job: VideoJob, out_dir: str, config: PrepareConfig) -> dict:
     seconds["audio_decode"] = time.perf_counter() - tick
     clips = []
     for index, (lo, hi) in enumerate(shots):
-        tick = time.perf_counter()
-        arrays = clip_arrays(analysis, lo, hi, pts, info.fps, audio, config)
-        seconds["features"] = seconds.get("features", 0.0) + time.perf_counter() - tick
+        arrays = clip_arrays(analysis, lo, hi, pts, info.fps, audio, config, seconds)
         tick = time.perf_counter()
         clip_id = f"{job.key}-{index:03d}"
         write_shard(out_dir, clip_id, arrays)
-        seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - tick
+        tick = _add_time(seconds, "write", tick)
         stats = clip_stats(arrays, info.fps, analysis.size)
         stats.update(av_offset(arrays, info.fps, config.speech_layer) if len(arrays["audio"]) else {})
+        _add_time(seconds, "av_sync", tick)
         clips.append({"id": clip_id, "start_s": round(float(pts[lo]), 4), "frames": hi - lo,
                       "fps": info.fps, "seconds": round((hi - lo) / info.fps, 3), "stats": stats})
     return {"status": "ok", "reason": "", "clips": clips, "frames": len(analysis.found),

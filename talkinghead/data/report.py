@@ -55,7 +55,7 @@ def markdown(report: dict) -> str:
         lines += ["## Skipped videos", ""] + [f"- {s['video']}: {s['reason']}" for s in report["skipped_videos"]] + [""]
     if report["stage_seconds"]:
         total = sum(report["stage_seconds"].values())
-        lines += ["## Where the time goes (CPU seconds in the workers, this run)", "", "| stage | seconds | share |",
+        lines += ["## Where the time goes (seconds spent in each stage inside the workers, summed over videos)", "", "| stage | seconds | share |",
                   "|---|---|---|"]
         lines += [f"| {k} | {v:.1f} | {100 * v / max(total, 1e-9):.0f}% |" for k, v in report["stage_seconds"].items()]
     return "\n".join(lines) + "\n"
