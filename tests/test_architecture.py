@@ -9,6 +9,7 @@ functions included).
     motion_files, direction            motion file formats: may use motion, never render, pipeline, cli
     pipeline                           the only module wiring motion sources to the renderer
     evaluation/, server/               applications on top of the pipeline: nothing below imports them
+    data/                              training-data preparation: an application (uses evaluation's VAD)
     cli                                the entry point: nothing imports it (but __main__)
 """
 
@@ -201,10 +202,11 @@ def test_nothing_imports_the_cli():
     assert users == []
 
 
-@pytest.mark.parametrize("app", ["evaluation", "server", "batch"])
+@pytest.mark.parametrize("app", ["evaluation", "server", "batch", "data"])
 def test_applications_sit_on_top(app):
     users = sorted(m for m, deps in GRAPH.items()
-                   if any(in_layer(d, app) for d in deps) and not in_layer(m, app))
+                   if any(in_layer(d, app) for d in deps) and not in_layer(m, app)
+                   and not (app == "evaluation" and m == f"{PKG}.data.prepare"))  # labels speech with evaluation.voice
     assert users == []
 
 

@@ -42,7 +42,10 @@ def results_of(path: Path) -> list[dict]:
 
 
 def test_a_batch_item_gives_the_same_bytes_as_generate(inputs, tmp_path):
-    """`talkinghead generate` and a one-item `talkinghead batch`, each a fresh process, write the same bytes."""
+    """`talkinghead generate` and a one-item `talkinghead batch`, each a fresh process, write the same video.
+
+    Same frames up to the H.264 encoder's run-to-run variation: its output for identical input frames
+    varied with timing on a loaded machine (decoded pixels by up to 12 levels; README, known issues)."""
     import subprocess
     import sys
 
@@ -54,7 +57,17 @@ def test_a_batch_item_gives_the_same_bytes_as_generate(inputs, tmp_path):
                 "--out", str(tmp_path / "direct.mp4"))
     (tmp_path / "jobs.csv").write_text(f"image,audio,out\n{inputs / 'face.png'},{inputs / 'one.wav'},batch.mp4\n")
     talkinghead("batch", "--manifest", str(tmp_path / "jobs.csv"))
-    assert (tmp_path / "batch.mp4").read_bytes() == (tmp_path / "direct.mp4").read_bytes()
+    batch, direct = decoded(tmp_path / "batch.mp4"), decoded(tmp_path / "direct.mp4")
+    assert batch.shape == direct.shape
+    assert np.abs(batch.astype(int) - direct).mean() < 0.5
+
+
+def decoded(path: Path) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames of an MP4."""
+    import av
+
+    with av.open(str(path)) as video:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)])
 
 
 def test_a_corrupt_item_is_reported_the_others_written_and_a_rerun_does_nothing(inputs, tmp_path, capsys):
