@@ -15,7 +15,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -49,11 +49,15 @@ class BatchItem:
 class ItemResult:
     """What became of one item: status is "done", "skipped" (its output exists) or "failed"."""
 
-    index: int
-    out: str
+    item: BatchItem
     status: str
     error: str = ""
     seconds: float = 0.0
+
+    def as_json(self) -> dict:
+        """The item's line in the results file."""
+        return {"index": self.item.index, "image": self.item.image, "out": self.item.out, "status": self.status,
+                "error": self.error, "seconds": round(self.seconds, 3)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -137,7 +141,7 @@ def run_item(item: BatchItem, base: GenerateConfig, overwrite: bool = False) -> 
     from .pipeline import generate
 
     if Path(item.out).exists() and not overwrite:
-        return ItemResult(item.index, item.out, "skipped")
+        return ItemResult(item, "skipped")
     start = time.perf_counter()
     try:
         config = parse_settings(item.settings, base)
@@ -145,11 +149,11 @@ def run_item(item: BatchItem, base: GenerateConfig, overwrite: bool = False) -> 
         generate(item.image, item.audio or None, item.out, config, text=item.text or None,
                  driving=item.driving or None)
     except TalkingHeadError as exc:
-        return ItemResult(item.index, item.out, "failed", str(exc), time.perf_counter() - start)
+        return ItemResult(item, "failed", str(exc), time.perf_counter() - start)
     except Exception as exc:  # one item's unexpected failure is reported, and the batch goes on
         log.debug("item %d failed", item.index, exc_info=True)
-        return ItemResult(item.index, item.out, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
-    return ItemResult(item.index, item.out, "done", "", time.perf_counter() - start)
+        return ItemResult(item, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+    return ItemResult(item, "done", "", time.perf_counter() - start)
 
 
 def run_batch(items: list[BatchItem], base: GenerateConfig, results_path: Path, workers: int = 1,
@@ -163,12 +167,12 @@ def run_batch(items: list[BatchItem], base: GenerateConfig, results_path: Path, 
     results = []
     with results_path.open("a", encoding="utf-8") as sink:
         for result in stream:
-            sink.write(json.dumps(asdict(result)) + "\n")
+            sink.write(json.dumps(result.as_json()) + "\n")
             sink.flush()
             results.append(result)
             if progress is not None:
                 progress(result)
-    return sorted(results, key=lambda r: r.index)
+    return sorted(results, key=lambda r: r.item.index)
 
 
 def _ray_or_none():
