@@ -12,6 +12,7 @@ message naming the problem and the fix; programming errors (wrong shapes, odd si
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -390,32 +391,36 @@ class VideoWriter:
             ) from None
 
         try:
-            vstream = self._container.add_stream(VIDEO_CODEC, rate=self.fps)
-            vstream.width, vstream.height = width, height
-            vstream.pix_fmt = VIDEO_PIX_FMT
-            vstream.options = {"crf": str(int(crf)), "preset": str(preset)}
-            # Frames are converted with the BT.709 matrix, limited range; say so in the stream.
-            cc = vstream.codec_context
-            cc.colorspace = 1  # AVCOL_SPC_BT709
-            cc.color_primaries = 1  # AVCOL_PRI_BT709
-            cc.color_trc = 1  # AVCOL_TRC_BT709
-            cc.color_range = 1  # AVCOL_RANGE_MPEG
-            self._vstream = vstream
-
-            self._astream = None
-            if self.has_audio:
-                aac_rate = self.sample_rate if self.sample_rate in AAC_SAMPLE_RATES else AAC_FALLBACK_RATE
-                astream = self._container.add_stream(AUDIO_CODEC, rate=aac_rate)
-                astream.layout = "mono"
-                astream.format = "fltp"
-                astream.bit_rate = AUDIO_BITRATE
-                self._astream = astream
+            self._add_streams(crf, preset)
         except BaseException:
             self._discard()
             raise
 
         if audio is not None:
             self.write_audio(audio)
+
+    def _add_streams(self, crf: int, preset: str) -> None:
+        """The H.264 stream (BT.709, limited range) and, if wanted, the AAC one."""
+        vstream = self._container.add_stream(VIDEO_CODEC, rate=self.fps)
+        vstream.width, vstream.height = self.width, self.height
+        vstream.pix_fmt = VIDEO_PIX_FMT
+        vstream.options = {"crf": str(int(crf)), "preset": str(preset)}
+        # Frames are converted with the BT.709 matrix, limited range; say so in the stream.
+        cc = vstream.codec_context
+        cc.colorspace = 1  # AVCOL_SPC_BT709
+        cc.color_primaries = 1  # AVCOL_PRI_BT709
+        cc.color_trc = 1  # AVCOL_TRC_BT709
+        cc.color_range = 1  # AVCOL_RANGE_MPEG
+        self._vstream = vstream
+
+        self._astream = None
+        if self.has_audio:
+            aac_rate = self.sample_rate if self.sample_rate in AAC_SAMPLE_RATES else AAC_FALLBACK_RATE
+            astream = self._container.add_stream(AUDIO_CODEC, rate=aac_rate)
+            astream.layout = "mono"
+            astream.format = "fltp"
+            astream.bit_rate = AUDIO_BITRATE
+            self._astream = astream
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> "VideoWriter":
@@ -497,8 +502,10 @@ class VideoWriter:
                 self._container.mux(packets)
         except (av.FFmpegError, OSError) as exc:
             self._discard()
-            fix = ("free some disk space or choose another output folder" if isinstance(exc, OSError)
-                   else "check the encoder options (crf, fps, size)")
+            if isinstance(exc, OSError):
+                fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable output folder"
+            else:
+                fix = "check the encoder options (crf, fps, size)"
             raise TalkingHeadError(f"cannot write video '{self.path}' ({_av_error_detail(exc)}); {fix}") from None
 
     # -- finishing -------------------------------------------------------------------------------

@@ -149,10 +149,11 @@ def test_foundations_import_nothing_from_the_package():
 
 
 def test_io_imports_only_errors():
-    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors"}
+    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors", f"{PKG}.outputs"}  # outputs: partial files (imports only errors)
+    assert GRAPH[f"{PKG}.outputs"] <= {f"{PKG}.errors"}
 
 
-LOWER = ("errors", "config", "audio", "io", "face")
+LOWER = ("errors", "config", "audio", "io", "outputs", "face")
 
 
 @pytest.mark.parametrize("layer", LOWER)

@@ -364,10 +364,13 @@ async def _send_frames(ws: WebSocket, outbox: _Outbox, max_wait: float) -> None:
     while not (outbox.ended.is_set() and outbox.frames.empty()):
         get = asyncio.ensure_future(outbox.frames.get())
         done_wait = asyncio.ensure_future(outbox.ended.wait())
-        await asyncio.wait({get, done_wait}, return_when=asyncio.FIRST_COMPLETED)
-        done_wait.cancel()
-        if not get.done():
-            get.cancel()
+        try:
+            await asyncio.wait({get, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this task is cancelled: no pending task left behind
+            done_wait.cancel()
+            if not get.done():
+                get.cancel()
+        if get.cancelled():
             continue
         frame: EncodedFrame = get.result()
         outbox.send_started = time.monotonic()
