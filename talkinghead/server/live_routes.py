@@ -20,7 +20,8 @@ from ..config import GenerateConfig
 from ..errors import TalkingHeadError
 from .limits import parse_json
 from .live import (AUDIO_FORMATS, DEFAULT_QUALITY, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, EncodedFrame,
-                   LIVE_DEFAULTS, SessionWorker, SessionWorkers, decision_delay_seconds, decode_pcm)
+                   LIVE_DEFAULTS, decision_delay_seconds, decode_pcm)
+from .live_worker import SessionWorker, SessionWorkers
 from .options import OptionError, build_config
 from .settings import ServerSettings
 
