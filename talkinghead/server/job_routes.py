@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from ..audio.features import SAMPLE_RATE
 from ..errors import TalkingHeadError
-from ..io import load_audio, load_image
-from ..pipeline import check_audio
+from ..io import load_image
+from ..pipeline import check_audio_file
 from .jobs import JobStore, QueueFull
 from .limits import ErrorAnswer, busy, parse_json, problem
 from .options import OptionError, build_config, parse_options
@@ -169,10 +169,9 @@ def _check_inputs(job_dir: Path, has_audio: bool, max_audio_seconds: float) -> N
         return
     path = job_dir / AUDIO_FILE
     try:
-        samples = load_audio(path)
-        check_audio(samples, "the audio")
+        samples = check_audio_file(path, "the audio")  # decoded in a stream: memory flat in its length
     except TalkingHeadError as exc:
         raise TalkingHeadError(clean_message(exc, path, "the audio")) from None
-    if len(samples) > max_audio_seconds * SAMPLE_RATE:
-        raise TalkingHeadError(f"the audio is {len(samples) / SAMPLE_RATE:.0f} s long; this server takes at most "
+    if samples > max_audio_seconds * SAMPLE_RATE:
+        raise TalkingHeadError(f"the audio is {samples / SAMPLE_RATE:.0f} s long; this server takes at most "
                                f"{max_audio_seconds:.0f} s: split it")
