@@ -17,7 +17,7 @@ from talkinghead.io import VideoWriter, load_audio, load_image
 from talkinghead import motion_files
 
 SR = 16_000
-CLIP_S = 1.5  # speech in accepted cases: short, so a valid run takes a few seconds
+CLIP_S = 1.0  # speech in accepted cases: short, so a valid run takes a few seconds
 LONG_S = 40.0  # speech of the signal cases: still running when signalled
 SIZE = "288"  # the demo portrait's face is wide enough from 266 px up
 HASHED_BYTES = 5_000_000  # inputs up to this size are compared by content, larger ones by size and time
