@@ -130,23 +130,27 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
 
 
 def lookahead_effect(audio: np.ndarray, portrait_path: Path) -> list[dict]:
-    """What the look-ahead changes in the output: decision delay, and the mouth's timing and shape
-    against the default (L = 2), on the motion of the demo speech (jawOpen series)."""
+    """What the look-ahead changes in the output of a live session (the live preset: the loudness mouth):
+    decision delay, and the mouth's timing and shape against the default (L = 2), on the motion of the
+    demo speech (jawOpen series)."""
+    from dataclasses import replace
+
+    from talkinghead.config import PRESETS, GenerateConfig
     from talkinghead.face import landmarks as L
-    from talkinghead.config import GenerateConfig, MotionConfig
     from talkinghead.pipeline import Pipeline
     from talkinghead.server.live import decision_delay_seconds
 
-    base = Pipeline.from_image(portrait_path)
+    live = PRESETS["live"]
+    base = Pipeline.from_image(portrait_path, live)
     jaw = L.BLENDSHAPE_INDEX["jawOpen"]
 
     def jaw_series(lookahead: int) -> tuple[np.ndarray, GenerateConfig]:
-        config = GenerateConfig(motion=MotionConfig(lookahead_frames=lookahead))
+        config = replace(live, motion=replace(live.motion, lookahead_frames=lookahead))
         pipeline = Pipeline(base.portrait, config)
         chunks = (audio[i:i + 320] for i in range(0, len(audio), 320))
         return np.concatenate([m.expression[:, jaw] for m in pipeline.stream_motion(chunks)]), config
 
-    default, _ = jaw_series(MotionConfig().lookahead_frames)
+    default, _ = jaw_series(live.motion.lookahead_frames)
     rows = []
     for lookahead in (0, 1, 2):
         series, config = jaw_series(lookahead)

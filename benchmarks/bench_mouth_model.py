@@ -43,7 +43,8 @@ def main() -> None:
     from talkinghead.io import load_audio
     from talkinghead.motion.audio_rules import RuleBasedAudioMotion
     from talkinghead.motion.learned_mouth import LearnedMouthMotion, load_default_model
-    from talkinghead.audio.speech_encoder import SpeechFeatureStream, load_encoder
+    from talkinghead.audio.speech_encoder import SpeechFeatureStream
+    from talkinghead.audio.whisper import load_encoder
 
     audio = load_audio(ROOT / "talkinghead" / "assets" / "demo_speech.wav")
     seconds = len(audio) / SAMPLE_RATE

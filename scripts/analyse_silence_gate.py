@@ -28,15 +28,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead.face import measure
-from talkinghead.audio.features import SAMPLE_RATE, FeatureStream, frame_count
+from talkinghead.face import measure  # noqa: E402
+from talkinghead.audio.features import SAMPLE_RATE, FeatureStream, frame_count  # noqa: E402
 from talkinghead.config import MotionConfig  # noqa: E402
 from talkinghead.evaluation.metrics import (lagged_correlation, pearson, scored_silence,  # noqa: E402
                                             silence_rest_share)
 from talkinghead.evaluation.voice import voiced_frames  # noqa: E402
 from talkinghead.io import load_audio  # noqa: E402
 from talkinghead.motion.learned_mouth import LearnedMouthMotion, MouthModel  # noqa: E402
-from talkinghead.face.tracking import track_video
+from talkinghead.face.tracking import track_video  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 LOO_DIR = Path("build/mouth_loo")

@@ -21,14 +21,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead import generate
-from talkinghead.face import measure
-from talkinghead.face import landmarks as L
+from talkinghead import generate  # noqa: E402
+from talkinghead.face import measure  # noqa: E402
+from talkinghead.face import landmarks as L  # noqa: E402
 from talkinghead.config import GenerateConfig, RenderConfig  # noqa: E402
-from talkinghead.face.landmarker import FaceLandmarker
+from talkinghead.face.landmarker import FaceLandmarker  # noqa: E402
 from talkinghead.io import read_video_frames  # noqa: E402
 from talkinghead.pipeline import prepare_portrait  # noqa: E402
-from talkinghead.face.tracking import track_video
+from talkinghead.face.tracking import track_video  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 FPS = 25

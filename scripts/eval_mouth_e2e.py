@@ -25,18 +25,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead.face import landmarks as L
-from talkinghead.audio.features import SAMPLE_RATE, frame_count
-from talkinghead.config import GenerateConfig, RenderConfig  # noqa: E402
+from talkinghead.face import landmarks as L  # noqa: E402
+from talkinghead.audio.features import SAMPLE_RATE, frame_count  # noqa: E402
+from talkinghead.config import GenerateConfig, MotionConfig, RenderConfig  # noqa: E402
 from talkinghead.evaluation import metrics  # noqa: E402
 from talkinghead.evaluation.voice import voiced_frames  # noqa: E402
-from talkinghead.face.landmarker import FaceLandmarker
+from talkinghead.face.landmarker import FaceLandmarker  # noqa: E402
 from talkinghead.io import load_audio, load_image, read_video_frames  # noqa: E402
-from talkinghead.face.measure import mouth_aperture
+from talkinghead.face.measure import mouth_aperture  # noqa: E402
 from talkinghead.motion.audio_rules import RuleBasedAudioMotion  # noqa: E402
 from talkinghead.motion.learned_mouth import LearnedMouthMotion, MouthModel  # noqa: E402
 from talkinghead.pipeline import Pipeline, prepare_portrait  # noqa: E402
-from talkinghead.face.tracking import track_video
+from talkinghead.face.tracking import track_video  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 LOO_DIR = Path("build/mouth_loo")
@@ -61,7 +61,7 @@ def source_for(system: str, clip: str | None, loo_dir: Path = LOO_DIR):
     if system == "rules":
         return RuleBasedAudioMotion()
     model = MouthModel.load(loo_dir / f"{clip}.npz") if clip else None
-    return LearnedMouthMotion(model=model, silence_pose="closed" if system == "learned-closed" else "portrait")
+    return LearnedMouthMotion(MotionConfig(silence_mouth="closed" if system == "learned-closed" else "portrait"), model)
 
 
 def speech_stats(apertures: np.ndarray, voiced: np.ndarray) -> tuple[float, float]:

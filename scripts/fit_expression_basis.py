@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead.face import landmarks as L
-from talkinghead.face.expression import ExpressionBasis
-from talkinghead.face.pose import fit_similarity
-from talkinghead.face.tracking import track_video
+from talkinghead.face import landmarks as L  # noqa: E402
+from talkinghead.face.expression import ExpressionBasis  # noqa: E402
+from talkinghead.face.pose import fit_similarity  # noqa: E402
+from talkinghead.face.tracking import track_video  # noqa: E402
 
 RIDGE_ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MOUTH_POINTS = tuple(sorted(set(L.LIPS_INNER_LOOP + L.LIPS_OUTER_LOOP)))

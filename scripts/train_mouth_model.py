@@ -38,18 +38,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead.face import landmarks as L
-from talkinghead.face import measure
-from talkinghead.audio.features import SAMPLE_RATE, extract_features
+from talkinghead.face import landmarks as L  # noqa: E402
+from talkinghead.face import measure  # noqa: E402
+from talkinghead.audio.features import SAMPLE_RATE, extract_features  # noqa: E402
 from talkinghead.config import MotionConfig  # noqa: E402
-from talkinghead.face.expression import load_basis
+from talkinghead.face.expression import load_basis  # noqa: E402
 from talkinghead.io import load_audio  # noqa: E402
 from talkinghead.motion.audio_rules import RuleBasedAudioMotion  # noqa: E402
 from talkinghead.motion.learned_mouth import MODEL_PATH, OUTPUTS, MouthModel  # noqa: E402
 from talkinghead.motion.types import Motion  # noqa: E402
-from talkinghead.audio.speech_encoder import (ENCODER_RATE, HOP_LENGTH, LogMelStream, SpeechEncoderStream,,
-                                              StreamGrid, encoder_frame_count, frame_positions, interpolate_states)
-from talkinghead.face.tracking import VideoTrack, track_video
+from talkinghead.audio.speech_encoder import (LogMelStream, SpeechEncoderStream, StreamGrid,  # noqa: E402
+                                              encoder_frame_count, frame_positions, interpolate_states)
+from talkinghead.audio.whisper import ENCODER_RATE, HOP_LENGTH  # noqa: E402
+from talkinghead.face.tracking import VideoTrack, track_video  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 CACHE = Path("build/mouth_cache")
@@ -343,7 +344,7 @@ def loo_ridge(name: str, clips: list[Clip], feats: dict[str, np.ndarray], extra:
 
 def train_mlp(x: np.ndarray, y: np.ndarray, seed: int = 0):
     """One hidden layer (GELU-tanh), input dropout, AdamW, mini-batches of 64 -> predict function."""
-    from talkinghead.audio.speech_encoder import gelu_tanh
+    from talkinghead.audio.whisper import gelu_tanh
 
     rng = np.random.default_rng(seed)
     mean, scale = x.mean(0), x.std(0) + 1e-6

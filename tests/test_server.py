@@ -26,12 +26,12 @@ ws_client = pytest.importorskip("websockets.sync.client")
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from talkinghead.audio.features import SAMPLE_RATE, frame_count
+from talkinghead.audio.features import SAMPLE_RATE, frame_count  # noqa: E402
 from talkinghead.config import GenerateConfig, MotionConfig  # noqa: E402
 from talkinghead.server.background import BackgroundServer  # noqa: E402
 from talkinghead.server.live import (LIVE_DEFAULTS, END_OF_AUDIO, FRAME_HEADER, LiveSession, decision_delay_seconds,  # noqa: E402
                                      encode_frame)
-from talkinghead.server.options import HIDDEN_OPTIONS, OptionError, build_config, config_options, parse_options  # noqa: E402
+from talkinghead.server.options import PATH_OPTIONS, OptionError, build_config, config_options, parse_options  # noqa: E402
 from talkinghead.server.settings import ServerSettings  # noqa: E402
 
 JOB_WAIT_S = 180
@@ -111,14 +111,14 @@ def test_options_cover_every_scalar_config_field_with_its_default():
     motion = MotionConfig()
     for f in fields(MotionConfig):
         value = getattr(motion, f.name)
-        if f"motion.{f.name}" in HIDDEN_OPTIONS:
+        if f"motion.{f.name}" in PATH_OPTIONS:
             assert f"motion.{f.name}" not in names
         elif isinstance(value, (bool, int, float, str)):
             assert names[f"motion.{f.name}"].default == value
     for required in ("motion.seed", "motion.blink_rate", "motion.head_amplitude", "motion.mouth_amplitude",
                      "motion.lookahead_frames"):
         assert required in names
-        assert names[required].help, f"{required} has no help text"
+        assert names[required].as_json()["help"], f"{required} has no help text"
     assert names["render.size"].default == GenerateConfig().render.size
     assert "chunk_seconds" not in names  # internal
 
@@ -130,8 +130,11 @@ def test_build_config_accepts_full_and_bare_names_and_rejects_bad_values():
     assert build_config({}) == GenerateConfig()
     assert parse_options({"seed": 3}) == {"motion.seed": 3}
     for bad, words in [({"nonsense": 1}, "unknown option 'nonsense'"), ({"seed": 1.5}, "whole number"),
-                       ({"motion.blink_rate": 1e6}, "out of range"), ({"seed": "x"}, "must be a number"),
-                       ({"motion.head_amplitude": math.nan}, "finite"), ({"gaze_saccades": "maybe"}, "true or false")]:
+                       ({"motion.blink_rate": 1e6}, "use a number from 0 to 60 per minute"),
+                       ({"seed": "x"}, "'x' is not allowed: use a whole number"),
+                       ({"motion.head_amplitude": math.nan}, "nan is not allowed: use a number from 0 to 3"),
+                       ({"gaze_saccades": "maybe"}, "true or false"),
+                       ({"seed": "9" * 5000}, "use a whole number"), ({"controls.emotion": "joyful"}, "use one of neutral")]:
         with pytest.raises(OptionError, match=words):
             build_config(bad)
     with pytest.raises(OptionError, match="out of range here"):
@@ -145,9 +148,13 @@ def test_options_endpoint_lists_the_options_and_live_protocol(http):
     assert names["motion.seed"]["common"] is True
     assert info["live"]["frame_header"] == FRAME_HEADER.format
     assert info["live"]["sample_rate"] == SAMPLE_RATE
+    # live sessions start from the live preset, which the page needs in order to offer its other choice
+    assert info["presets"]["live"] == {"motion.mouth": LIVE_DEFAULTS.motion.mouth} != {"motion.mouth": names["motion.mouth"]["default"]}
     docs = http.get("/openapi.json").json()
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/video", "/api/options", "/api/status"} <= set(docs["paths"])
-    assert http.get("/docs").status_code == 200
+    docs_page = http.get("/docs")
+    assert docs_page.status_code == 200 and "://" not in docs_page.text  # no CDN: every asset is the server's
+    assert http.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     page = http.get("/")
     assert page.status_code == 200 and "talkinghead" in page.text and "/static/app.js" in page.text
 
@@ -189,7 +196,7 @@ def test_bad_requests_get_clear_400s_without_server_paths(http, portrait_png, sh
         (submit(http, b"not an image", wav), "portrait"),
         (submit(http, portrait_png, b"not audio at all"), "audio"),
         (submit(http, portrait_png, wav_bytes(np.zeros(SAMPLE_RATE, np.float32))), "silent"),
-        (submit(http, portrait_png, wav, options={"seed": -1}), "out of range"),
+        (submit(http, portrait_png, wav, options={"seed": -1}), "is not allowed: use a whole number from 0"),
         (submit(http, portrait_png, wav, options={"colour": "blue"}), "unknown option"),
     ]
     for answer, words in cases:

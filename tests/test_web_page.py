@@ -24,7 +24,7 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="the test ext
 pytest.importorskip("fastapi")
 from PIL import Image  # noqa: E402
 
-from talkinghead.audio.features import SAMPLE_RATE
+from talkinghead.audio.features import SAMPLE_RATE  # noqa: E402
 from talkinghead.server.background import BackgroundServer  # noqa: E402
 from talkinghead.server.settings import ServerSettings  # noqa: E402
 
@@ -175,3 +175,26 @@ def test_video_job_from_the_page_survives_a_refresh(page, server):
     import httpx
 
     assert httpx.get(f"{server.url}/api/jobs/{job_id}").status_code == 404
+
+
+def test_api_docs_render_with_the_network_unreachable(browser, server):
+    """/docs draws Swagger UI from files the server serves itself: every other host is blocked here."""
+    page = browser.new_page()
+    blocked = []
+
+    def only_the_server(route):
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
+    try:
+        page.goto(server.url + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # one block per API operation
+        assert page.locator(".swagger-ui .opblock").count() >= 5
+        assert "talkinghead" in page.locator(".swagger-ui .title").first.inner_text()
+        assert blocked == []
+    finally:
+        page.close()

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..config import SAMPLE_RATE
+
 WINDOW_FRAMES = 2.0  # analysis window, in video frames (80 ms at 25 fps)
 SILENCE_DB = -90.0  # loudness floor, dBFS
 BANDS_HZ = ((80, 500), (500, 2000), (2000, 6000))  # low (voicing), mid (first formants), high (fricatives)

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .protocols import parse_variant
+    from .variants import parse_variant
     from .runner import evaluate
 
     variants = [parse_variant(v) for v in args.variant]

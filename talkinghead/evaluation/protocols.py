@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +26,7 @@ from ..face.measure import mouth_aperture
 from ..pipeline import Pipeline, prepare_portrait
 from ..face.tracking import VideoTrack, track_video
 from . import identity, metrics
+from .variants import FROZEN, REAL, Variant, for_clip
 from .voice import voiced_frames
 
 log = logging.getLogger(__name__)
@@ -34,58 +35,8 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
 SAMPLED_FRAMES = 12  # frames per clip kept for identity, background, sharpness and the contact sheet
-REAL, FROZEN = "real", "frozen"
 JAW_OPEN = L.BLENDSHAPE_INDEX["jawOpen"]
 LOUDNESS_FLOOR_DB = -60.0  # loudness below this is clipped before correlating it with the aperture
-
-
-# ------------------------------------------------------------------------------------------------
-# generator settings
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A named generator setting (GenerateConfig) to evaluate; several run side by side."""
-
-    name: str
-    config: GenerateConfig = field(default_factory=GenerateConfig)
-
-
-def _set_path(config, path: list[str], text: str):
-    for f in fields(config):
-        if f.name != path[0]:
-            continue
-        current = getattr(config, f.name)
-        if len(path) > 1:
-            if not is_dataclass(current):
-                break
-            return replace(config, **{f.name: _set_path(current, path[1:], text)})
-        if is_dataclass(current):
-            break
-        kind = type(current)
-        try:
-            value = (text.lower() in ("1", "true", "yes", "on")) if kind is bool else kind(text)
-        except ValueError:
-            raise TalkingHeadError(f"'{text}' is not a valid {kind.__name__} for {f.name}") from None
-        return replace(config, **{f.name: value})
-    raise TalkingHeadError(f"unknown setting '{'.'.join(path)}': use a GenerateConfig field such as "
-                           "motion.mouth_amplitude, motion.seed or render.size")
-
-
-def parse_variant(text: str) -> Variant:
-    """'NAME' or 'NAME:field=value,section.field=value' (fields of GenerateConfig) -> Variant."""
-    name, _, settings = text.partition(":")
-    name = name.strip()
-    if not name or name in (REAL, FROZEN) or not name.replace("-", "").replace("_", "").isalnum():
-        raise TalkingHeadError(f"variant name '{name}' must be letters, digits, - or _ (and not 'real' or 'frozen')")
-    config = GenerateConfig()
-    for item in filter(None, (s.strip() for s in settings.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise TalkingHeadError(f"variant setting '{item}' must look like field=value")
-        config = _set_path(config, key.strip().split("."), value.strip())
-    return Variant(name, config)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,26 +264,6 @@ def generate_measured(pipeline: Pipeline, audio: np.ndarray, out: Path | None) -
     out.parent.mkdir(parents=True, exist_ok=True)
     with VideoWriter(out, fps, width, height, audio=audio, sample_rate=SAMPLE_RATE, crf=pipeline.config.crf) as writer:
         return measure_frames(pipeline.stream(pipeline.chunks(audio)), n, fps, writer)
-
-
-CLIP_PLACEHOLDER = "{clip}"  # in a text setting, replaced by the clip's name (e.g. a leave-one-clip-out model)
-
-
-def _fill_clip(config, clip: str):
-    changes = {}
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if is_dataclass(value):
-            changes[f.name] = _fill_clip(value, clip)
-        elif isinstance(value, str) and CLIP_PLACEHOLDER in value:
-            changes[f.name] = value.replace(CLIP_PLACEHOLDER, clip)
-    return replace(config, **changes)
-
-
-def for_clip(config: GenerateConfig, fps: float, clip: str) -> GenerateConfig:
-    """The variant's config at the real clip's frame rate (so frame i of both is the same instant), with
-    "{clip}" in text settings replaced by the clip's name."""
-    return replace(_fill_clip(config, clip), fps=int(round(fps)))
 
 
 def self_reenactment(clip: Path, variants: list[Variant], scorer: Scorer, out_dir: Path | None,

@@ -10,14 +10,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .metrics import SILENCE_MIN_SECONDS, runs
-from .protocols import FROZEN, REAL, ClipResult
+from .protocols import ClipResult
+from .variants import FROZEN, REAL
 
 REPORT_VERSION = 1
 SHEET_COLUMNS = 6  # frames per row of a contact sheet
 SHEET_TILE = 160  # pixels, tile height
 
-# column key -> (header, format) for the Markdown tables, in order
-SELF_COLUMNS = {
+# column key -> (header, format) for the Markdown tables
+COLUMNS = {
+    "valid": ("valid", "{}"),
+    "face_found": ("face found", "{:.0%}"),
     "lipsync_r": ("lip-sync r", "{:.2f}"),
     "lipsync_best_lag": ("best lag", "{:+d}"),
     "lipsync_best_r": ("r at best", "{:.2f}"),
@@ -25,6 +28,7 @@ SELF_COLUMNS = {
     "lmd": ("LMD (IOD)", "{:.3f}"),
     "silence_rest_share": ("rest in silence", "{:.0%}"),
     "speech_longest_freeze_s": ("longest freeze (s)", "{:.2f}"),
+    "aperture_loudness_r": ("aperture~loudness r", "{:.2f}"),
     "aperture_speech_std": ("aperture std", "{:.3f}"),
     "identity_distance": ("identity dist", "{:.3f}"),
     "jitter_ratio": ("jitter / real", "{:.2f}"),
@@ -34,17 +38,13 @@ SELF_COLUMNS = {
     "sharpness_ratio": ("sharpness / portrait", "{:.2f}"),
     "realtime_factor": ("x real time", "{:.1f}"),
 }
-CROSS_COLUMNS = {
-    "valid": ("valid", "{}"),
-    "face_found": ("face found", "{:.0%}"),
-    "identity_distance": ("identity dist", "{:.3f}"),
-    "silence_rest_share": ("rest in silence", "{:.0%}"),
-    "aperture_loudness_r": ("aperture~loudness r", "{:.2f}"),
-    "aperture_speech_std": ("aperture std", "{:.3f}"),
-    "blinks_per_minute": ("blinks/min", "{:.0f}"),
-    "realtime_factor": ("x real time", "{:.1f}"),
-}
-
+SELF_COLUMNS = {k: COLUMNS[k] for k in (
+    "lipsync_r", "lipsync_best_lag", "lipsync_best_r", "jaw_open_r", "lmd", "silence_rest_share",
+    "speech_longest_freeze_s", "aperture_speech_std", "identity_distance", "jitter_ratio", "blinks_per_minute",
+    "head_spread_ratio", "background_change", "sharpness_ratio", "realtime_factor")}
+CROSS_COLUMNS = {k: COLUMNS[k] for k in (
+    "valid", "face_found", "identity_distance", "silence_rest_share", "aperture_loudness_r", "aperture_speech_std",
+    "blinks_per_minute", "realtime_factor")}
 
 def _clean(value):
     """JSON-safe: NaN -> None, numpy scalars -> Python."""

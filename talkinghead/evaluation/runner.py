@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import TalkingHeadError
 from . import protocols, report
-from .protocols import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Scorer, Variant, files_in
+from .protocols import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Scorer, files_in
+from .variants import Variant
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkinghead" / "tracks"
 

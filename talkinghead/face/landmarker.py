@@ -5,9 +5,14 @@ image (H, W, 3) uint8 RGB -> FaceObservation per face, largest first.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import importlib.abc
+import importlib.util
 import logging
 import os
+import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -99,11 +104,52 @@ class FaceObservation:
         return float(np.linalg.norm(lm[L.EYE_LEFT_OUTER_CORNER, :2] - lm[L.EYE_RIGHT_OUTER_CORNER, :2]))
 
 
+# MediaPipe's vision package imports its drawing helpers, which import matplotlib.pyplot (about 1 s of
+# start-up); the landmarker needs neither.
+DRAWING_MODULES = ("mediapipe.tasks.python.vision.drawing_styles", "mediapipe.tasks.python.vision.drawing_utils")
+
+
+class _EmptyModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import hook that loads the named modules as empty ones."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname, path, target=None):
+        return importlib.util.spec_from_loader(fullname, self) if fullname in self.names else None
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+def import_vision_tasks() -> None:
+    """Import mediapipe's vision tasks without their drawing helpers; a later import of those loads them."""
+    if "mediapipe.tasks.python.vision" in sys.modules:
+        return
+    skip = _EmptyModules(DRAWING_MODULES)
+    sys.meta_path.insert(0, skip)
+    try:
+        import mediapipe.tasks.python.vision  # noqa: F401
+    finally:
+        sys.meta_path.remove(skip)
+        vision = sys.modules.get("mediapipe.tasks.python.vision")
+        for name in DRAWING_MODULES:
+            module = sys.modules.get(name)
+            if module is not None and module.__spec__.loader is skip:
+                del sys.modules[name]
+                if vision is not None and getattr(vision, name.rsplit(".", 1)[1], None) is module:
+                    delattr(vision, name.rsplit(".", 1)[1])
+
+
 class FaceLandmarker:
     """MediaPipe FaceLandmarker; `video=True` tracks across frames (pass increasing timestamps)."""
 
     def __init__(self, video: bool = False, max_faces: int = MAX_FACES):
         os.environ.setdefault("GLOG_minloglevel", "2")
+        import_vision_tasks()
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
@@ -161,7 +207,17 @@ class FaceLandmarker:
 
 def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: float = 1.0) -> FaceObservation:
     """The face to animate in a portrait: the largest one; clear errors for none or tiny."""
-    with FaceLandmarker(video=False) as landmarker:
+    face, count = choose_portrait_face(image, name, downscale)
+    if count > 1:
+        log.warning("%d faces found in %s: animating the largest one", count, name)
+    return face
+
+
+def choose_portrait_face(image: np.ndarray, name: str = "portrait",
+                         downscale: float = 1.0) -> tuple[FaceObservation, int]:
+    """(the largest face, how many faces were found); TalkingHeadError for none or a tiny one."""
+    with _PORTRAIT_LOCK:
+        landmarker = portrait_landmarker()
         faces = landmarker.detect(image)
         small = None if faces else _small_face_width(landmarker, image)
     if small is not None:
@@ -172,12 +228,23 @@ def find_portrait_face(image: np.ndarray, name: str = "portrait", downscale: flo
             f"no face found in {name}: use a portrait where one face is clearly visible, "
             f"frontal or three-quarter, at least {MIN_FACE_WIDTH_PX * 2} px wide")
     face = faces[0]
-    if len(faces) > 1:
-        log.warning("%d faces found in %s: animating the largest one", len(faces), name)
     if face.width < MIN_FACE_WIDTH_PX:
         raise TalkingHeadError(f"the face in {name} is too small: only {face.width:.0f} px wide (at least "
                                f"{MIN_FACE_WIDTH_PX} px is needed): {_small_face_fix(image, face.width, downscale)}")
-    return face
+    return face, len(faces)
+
+
+_PORTRAIT_LOCK = threading.Lock()  # one detection at a time on the shared landmarker
+
+
+@lru_cache(maxsize=1)
+def portrait_landmarker() -> FaceLandmarker:
+    """One image-mode landmarker per process, made on first use (about 1.2 s) and closed at exit."""
+    landmarker = FaceLandmarker(video=False)
+    # Closed while threads can still run: MediaPipe's close() needs its executor, which Python shuts down
+    # before plain atexit callbacks, and its __del__ fails at interpreter teardown.
+    getattr(threading, "_register_atexit", atexit.register)(landmarker.close)
+    return landmarker
 
 
 def _small_face_fix(image: np.ndarray, width: float, downscale: float) -> str:

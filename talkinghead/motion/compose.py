@@ -19,12 +19,10 @@ from ..config import GenerateConfig, MotionConfig
 from ..errors import TalkingHeadError
 from .audio_rules import RuleBasedAudioMotion
 from .base import MotionSource
-from .controls import ControlledMotion, ControlSchedule, Direction, check_controls, control_defaults
+from .controls import ControlledMotion, ControlSchedule, Direction, control_defaults
 from .mixer import MixedMotion
 from .types import Motion
 from .video_driven import DrivingMotion, VideoDrivenMotion
-
-MOUTH_SOURCES = ("speech", "loudness")
 
 
 def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False) -> MotionSource:
@@ -32,12 +30,8 @@ def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False
 
     portrait_lips_closed: the portrait's own lips are closed, so silence keeps its mouth exactly as it is
     (rather than the closed pose rebuilt from coefficients, which can leave a sliver of a gap)."""
-    if config.mouth not in MOUTH_SOURCES:
-        raise TalkingHeadError(f"unknown mouth source '{config.mouth}': use one of {', '.join(MOUTH_SOURCES)}")
-    from .learned_mouth import SILENCE_POSES, LearnedMouthMotion, MouthModel
+    from .learned_mouth import LearnedMouthMotion, MouthModel
 
-    if config.silence_mouth not in SILENCE_POSES:
-        raise TalkingHeadError(f"unknown silence mouth '{config.silence_mouth}': use one of {', '.join(SILENCE_POSES)}")
     if config.mouth == "loudness":
         return RuleBasedAudioMotion(config, portrait_lips_closed)
 
@@ -52,7 +46,7 @@ def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False
         except Exception:  # not an npz, truncated, or missing arrays: numpy raises many kinds
             raise TalkingHeadError(f"mouth model '{path}' is not a readable mouth model: give an .npz written by "
                                    "scripts/train_mouth_model.py, or leave it empty for the bundled model") from None
-    return LearnedMouthMotion(config, model, silence_pose=config.silence_mouth, portrait_lips_closed=portrait_lips_closed)
+    return LearnedMouthMotion(config, model, portrait_lips_closed=portrait_lips_closed)
 
 
 AUDIO_MOUTH_GATE = 0.0  # the mouth gate's default (None) with separate speech: the audio drives the mouth
@@ -80,7 +74,6 @@ def build_motion_source(audio_source: MotionSource, config: GenerateConfig, driv
                         direction: Direction | None = None) -> MotionSource:
     """The full motion stack for `config` (see module docstring); `audio_source` may be any MotionSource."""
     mix = config.mix
-    check_controls(config.controls, mix)
     schedule = ControlSchedule(control_defaults(config.controls, mix, AUDIO_MOUTH_GATE), direction)
     source = audio_source
     if driving is not None:

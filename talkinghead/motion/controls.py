@@ -8,13 +8,15 @@ default the motion passes through unchanged (bit for bit).
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..face import landmarks as L
 from ..audio.features import AudioFeatures
-from ..config import ControlConfig, MixConfig
+from ..config import ControlConfig, Emotion, MixConfig, quote, spec_range
+from ..config import parse_gaze as config_parse_gaze
 from ..errors import TalkingHeadError
 from .base import MotionSource
 from .mixer import IDENTITY_HEAD, REGION_INDEX, REGIONS
@@ -32,59 +34,19 @@ EMOTIONS: dict[str, dict[str, float]] = {
     "surprised": {"browInnerUp": 0.9, "browOuterUpLeft": 0.9, "browOuterUpRight": 0.9, "eyeWideLeft": 0.6,
                   "eyeWideRight": 0.6, "jawOpen": 0.2},
 }
-MAX_EMOTION_INTENSITY = 1.5
-GAZE_DIRECTIONS = {  # eye widths, image axes (x right, y down); 'camera' = the portrait's own gaze
-    "camera": (0.0, 0.0), "left": (-0.3, 0.0), "right": (0.3, 0.0), "up": (0.0, -0.2), "down": (0.0, 0.2),
-}
-MAX_GAZE = 0.5  # eye widths: further would push the iris out of the eye
-DISTANCE_RANGE = (0.5, 2.0)
-SCALE_RANGE = (0.0, 3.0)  # expression scale and amplitudes
+EMOTION_CHOICES = typing.get_args(Emotion)  # the schema's names; EMOTIONS has a preset for each
+MAX_EMOTION_INTENSITY = spec_range(ControlConfig, "emotion_intensity")[1]
+DISTANCE_RANGE = spec_range(ControlConfig, "distance")
 UNSKIPPED = np.setdiff1d(np.arange(L.N_BLENDSHAPES),
                          [L.BLENDSHAPE_INDEX[n] for n in L.BLINK_COEFFS + L.GAZE_COEFFS])  # what expression_scale scales
 
 
 def parse_gaze(value) -> tuple[float, float] | None:
     """'camera' / 'left' / ... / 'X,Y' / (x, y) / None -> iris offset in eye widths, or None (free)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "free", "none")):
-        return None
-    if isinstance(value, str):
-        key = value.strip().lower()
-        if key in GAZE_DIRECTIONS:
-            return GAZE_DIRECTIONS[key]
-        parts = key.split(",")
-    else:
-        parts = list(value) if isinstance(value, (list, tuple)) else [value]
     try:
-        x, y = (float(p) for p in parts)
-    except (TypeError, ValueError):
-        raise TalkingHeadError(f"gaze {value!r} is not understood: use camera, left, right, up, down, free, "
-                               f"or X,Y in eye widths (e.g. 0.2,-0.1)") from None
-    if not (np.isfinite(x) and np.isfinite(y)) or max(abs(x), abs(y)) > MAX_GAZE:
-        raise TalkingHeadError(f"gaze {value!r} is out of range: X and Y must be within +-{MAX_GAZE} eye widths")
-    return (x, y)
-
-
-def check_controls(controls: ControlConfig, mix: MixConfig) -> None:
-    """Reject out-of-range or unknown control values with a message naming the fix."""
-    parse_gaze(controls.gaze)
-    if controls.emotion not in EMOTIONS:
-        raise TalkingHeadError(f"unknown emotion {controls.emotion!r}: use one of {', '.join(EMOTIONS)}")
-    _check_range("emotion intensity", controls.emotion_intensity, (0.0, MAX_EMOTION_INTENSITY))
-    _check_range("distance", controls.distance, DISTANCE_RANGE)
-    _check_range("expression scale", controls.expression_scale, SCALE_RANGE)
-    for region in REGIONS:
-        gate = getattr(mix, f"{region}_gate")
-        if gate is not None:
-            _check_range(f"{region} gate", gate, (0.0, 1.0))
-        _check_range(f"{region} amplitude", getattr(mix, f"{region}_amplitude"), SCALE_RANGE)
-    _check_range("audio amplitude", mix.audio_amplitude, SCALE_RANGE)
-    _check_range("video amplitude", mix.video_amplitude, SCALE_RANGE)
-
-
-def _check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
-    lo, hi = bounds
-    if not (isinstance(value, (int, float)) and np.isfinite(value) and lo <= value <= hi):
-        raise TalkingHeadError(f"{name} {value!r} is out of range: use {lo:g} to {hi:g}")
+        return config_parse_gaze(value)
+    except ValueError as exc:
+        raise TalkingHeadError(f"gaze {quote(value)} is not understood: {exc}") from None
 
 
 # --- time-varying controls -------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from ..assets import ASSETS_DIR
 from ..face import landmarks as L
 from ..audio.features import AudioFeatures
 from ..config import MotionConfig
-from ..audio.speech_encoder import SpeechFeatureStream, StreamGrid, WhisperEncoder
+from ..audio.speech_encoder import SpeechFeatureStream, StreamGrid
+from ..audio.whisper import WhisperEncoder
 from .audio_rules import MOUTH_OPENING_COEFFS, EnergyVoiceActivity, RuleBasedAudioMotion
 from .types import Motion
 
@@ -46,7 +47,6 @@ SPEECH_WINDOW = 2  # frames either side in which the speech output may vouch for
 MIN_REST_FRAMES = 6  # a pause shorter than this is bridged: the mouth keeps following the model
 GATE_ATTACK, GATE_RELEASE = 0.8, 0.8  # per-frame smoothing of the gate towards 1 / towards 0
 GATE_SNAP = 0.02  # a gate below this is 0: the mouth is exactly at rest
-SILENCE_POSES = ("portrait", "closed")
 
 
 @dataclass(frozen=True)
@@ -117,14 +117,11 @@ class LearnedMouthMotion:
     """
 
     def __init__(self, config: MotionConfig = MotionConfig(), model: MouthModel | None = None,
-                 encoder: WhisperEncoder | None = None, silence_pose: str = "portrait",
-                 portrait_lips_closed: bool = False):
-        """silence_pose: where the mouth rests in silence, "portrait" (its own expression: the portrait's
-        lip gap) or "closed" (the rule-based source's closed rest pose: the portrait's own mouth when
-        `portrait_lips_closed`)."""
-        if silence_pose not in SILENCE_POSES:
-            raise ValueError(f"silence_pose must be one of {SILENCE_POSES}, got {silence_pose!r}")
-        self.silence_pose = silence_pose
+                 encoder: WhisperEncoder | None = None, portrait_lips_closed: bool = False):
+        """config.silence_mouth: where the mouth rests in silence, "portrait" (its own expression: the
+        portrait's lip gap) or "closed" (the rule-based source's closed rest pose: the portrait's own mouth
+        when `portrait_lips_closed`)."""
+        self.silence_pose = config.silence_mouth
         self.config = config
         self.model = model or load_default_model()
         self.encoder = encoder

@@ -1,9 +1,5 @@
-"""Portrait + Motion -> frames: dense backward warp, then the mouth interior.
-
-Two spline fields are kept per portrait, one without the lower lip's points (for everything above
-the lip line) and one without the upper lip's (for the lower lip and jaw), so lips that touch in the
-portrait can part without smearing into each other. Each is inverted on a coarse grid, upsampled,
-and the two maps are joined along the target lip line.
+"""Portrait + Motion -> frames, in layers: the head (a mesh drawn with a depth test, render/mesh.py),
+the eyes (render/eyes.py), then the mouth interior (render/mouth.py). See docs/renderer.md.
 """
 
 from __future__ import annotations
@@ -17,7 +13,7 @@ from ..face.expression import ExpressionBasis, load_basis
 from ..face.landmarker import FaceObservation
 from ..motion.types import Motion
 from .mouth import MouthFrame, draw_mouth_interior
-from .rig import MOUTH_SPLIT_SOFTNESS_PX, PortraitRig
+from .rig import PortraitRig
 
 
 
@@ -41,52 +37,26 @@ class Renderer:
         """One frame: (52,), (6,), (2,) -> (H, W, 3) uint8 RGB."""
         rig = self.rig
         targets = rig.targets(expression, head, gaze)
-        displacement = targets.control - rig.source  # (N, 2)
-
-        upper_map = rig.upper_field.backward_map(rig.upper_field.forward(displacement[rig.upper_moving]))
-        lower_map = rig.lower_field.backward_map(rig.lower_field.forward(displacement[rig.lower_moving]))
-        head_map = rig.head_upsample(upper_map)  # source position of every pixel in the head box
-        target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
-                                            targets.landmarks[list(L.LIPS_LOWER_INNER)])
+        head_map, target_mouth = self._head_map(targets)
         hx0, hy0, hx1, hy1 = rig.head_box
-        jx0, jy0, jx1, jy1 = rig.jaw_box
-        self._join_at_lip_line(head_map[jy0 - hy0:jy1 - hy0, jx0 - hx0:jx1 - hx0], rig.jaw_upsample(lower_map),
-                               target_mouth)
         frame = rig.image.copy()
         frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
-        for layer, closure in zip(rig.eyelids, targets.lid_closure):
-            if closure > 0:
-                self._draw_eyelid(frame, head_map, layer, closure)
+        for eye, (loop, iris) in enumerate(zip(rig.eye_loops, rig.iris_ids)):
+            rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
+                          targets.landmarks[iris[0]], targets.lid_closure[eye])
         draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
         return frame
 
-    def _draw_eyelid(self, frame: np.ndarray, head_map: np.ndarray, layer, closure: float) -> None:
-        """Blend the closed-eye patch in where the warped eye opening shows, by closure^2."""
-        hx0, hy0, hx1, hy1 = self.rig.head_box
-        x0, y0, x1, y1 = layer.box
-        x0, y0, x1, y1 = max(x0, hx0), max(y0, hy0), min(x1, hx1), min(y1, hy1)
-        if x1 <= x0 or y1 <= y0:
-            return
-        sub = head_map[y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0]
-        mx, my = sub[..., 0], sub[..., 1]
-        weight = cv2.remap(layer.opening, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) * closure ** 2
-        if not weight.any():
-            return
-        closed = cv2.remap(layer.closed, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-        region = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = (region + weight[..., None] * (closed - region)).astype(np.uint8)
+    def sampling_map(self, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+        """The head layer's backward map for one frame: (h, w, 2) float32 source x, y of every pixel of rig.head_box."""
+        return self._head_map(self.rig.targets(expression, head, gaze))[0]
 
-    def _join_at_lip_line(self, upper: np.ndarray, lower: np.ndarray, mouth: MouthFrame) -> None:
-        """Within the jaw box, use the lower-lip map below the target lip line; `upper` is changed in place."""
+    def _head_map(self, targets) -> tuple[np.ndarray, MouthFrame]:
+        """Source position of every head-box pixel (h, w, 2) and the target mouth frame."""
         rig = self.rig
-        rel_x, rel_y = rig.jaw_xs - mouth.origin[0], rig.jaw_ys - mouth.origin[1]
-        u = (rel_x * mouth.axis[0] + rel_y * mouth.axis[1]) / mouth.width
-        wv = rel_x * mouth.normal[0] + rel_y * mouth.normal[1]
-        up, lo = mouth.curves_at(np.clip(u, 0, 1))
-        mid = (up + lo) / 2
-        below = np.clip((wv - mid) / MOUTH_SPLIT_SOFTNESS_PX + 0.5, 0, 1)
-        beyond = np.maximum(np.maximum(-u, u - 1), 0)  # mouth widths past a corner
-        weight = 0.5 + (below - 0.5) * np.exp(-(beyond / 0.35) ** 2)
-        weight *= rig.jaw_edge_fade  # both fields agree away from the lips
-        upper += weight[..., None] * (lower - upper)
+        coarse, _, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid)
+        head_map = rig.head_upsample(coarse)
+        target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
+                                            targets.landmarks[list(L.LIPS_LOWER_INNER)])
+        return head_map, target_mouth

@@ -1,15 +1,15 @@
 """PortraitRig: everything about one portrait that the renderer computes once.
 
-Turns a frame of Motion into target image positions for the control points: the 478 face
-landmarks, a ring of anchors around the head (hair, ears, neck follow the head), and fixed anchors
-on the image border (the background stays still).
+Turns a frame of Motion into target image positions for the mesh's vertices: the 468 face landmarks
+(irises: the eye layer's), a ring of anchors around the head (hair, ears, neck follow the head), and
+fixed anchors on the image border and far around the head (the background stays still), softly
+clamped so that no background triangle flips.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from ..face import landmarks as L
@@ -19,50 +19,34 @@ from ..face.landmarker import FaceObservation
 from ..face.pose import HEAD_PIVOT, euler_to_rotation, fit_similarity
 from ..motion.types import HEAD_FIELDS
 from .mouth import MouthFrame, MouthStyle
-from .warp import Grid, SplineField, Upsampler
+from .eyes import EyeLayer
+from .mesh import N_FACE_VERTICES, TriangleMesh, delaunay
+from .warp import Grid, Upsampler
 
 HEAD_RING_SCALE = (1.45, 1.35, 1.75)  # ring size over the face oval: x, y below, y above (hair)
 HEAD_RING_POINTS = 28
 NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the head
-OUTER_RING_SCALE = 2.6  # fixed anchors this far out hold the background
+OUTER_RING_SCALE = 3.0  # fixed anchors this far out hold the background
+RING_BORDER_MARGIN = 0.25  # head-ring points closer than this (face widths) to the frame's edge follow the head less
 BORDER_ANCHORS_PER_SIDE = 8
-BLINK_MEET = 0.3  # closed lids meet this far up from the lower lid (fraction of the opening)
-BLINK_OVERLAP = 1.0  # the lids meet exactly; the eyelid layer covers what the warp leaves open
-EYELID_BOX_SCALE = 2.2  # eyelid patch size over the eye's width
+BLINK_MEET = 0.2  # closed lids meet this far up from the lower lid (fraction of the opening)
+LID_FOLLOWS_GAZE = (0.6, 0.3)  # share of the iris's vertical move the upper and lower lid follow
+BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
-MOUTH_SPLIT_SOFTNESS_PX = 1.0
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
 MIN_LIP_THICKNESS = 0.8  # share of the portrait's lip thickness a lip keeps however the mouth moves
-UPPER_SKIN_SPAN = 0.3  # mouth widths past each corner whose skin above the lips the jaw field ignores
-JAW_BOX_MARGIN = 0.25  # lower-lip field box: jaw outline plus this many face widths
-JAW_EDGE_FADE_PX = 8.0
-EDGE_FADE = 0.08
-# Landmarks that drive the warp: every point of the lips, eyes, irises, brows, nose and face outline,
-# and every third of the rest (cheek and forehead points move smoothly with their neighbours).
-_KEY_LANDMARKS = set(L.LIPS_INNER_LOOP + L.LIPS_OUTER_LOOP + L.EYE_LEFT_LOOP + L.EYE_RIGHT_LOOP + L.IRIS_LEFT
-                     + L.IRIS_RIGHT + L.BROW_LEFT + L.BROW_RIGHT + L.FACE_OVAL + L.NOSE_BRIDGE)
-WARP_LANDMARKS = np.array(sorted(_KEY_LANDMARKS | set(range(0, 468, 3))
-                                 | set(L.LIPS_ALL)), int)  # the head box's field fades to zero over this share of its size
 
+def similarity_2d(source: np.ndarray, target: np.ndarray):
+    """Least-squares 2D similarity (rotation, scale, shift) taking source (N, 2) to target (N, 2), as a function."""
+    zs, zt = source[:, 0] + 1j * source[:, 1], target[:, 0] + 1j * target[:, 1]
+    ms, mt = zs.mean(), zt.mean()
+    a = np.vdot(zs - ms, zt - mt) / max(np.vdot(zs - ms, zs - ms).real, 1e-12)
 
-class EyelidLayer:
-    """A closed-eye version of one eye region: the opening inpainted from the surrounding lid skin.
+    def apply(points: np.ndarray) -> np.ndarray:
+        z = a * (points[:, 0] + 1j * points[:, 1] - ms) + mt
+        return np.stack([z.real, z.imag], 1)
 
-    During a blink the renderer warps this patch with the frame's map and blends it in where the
-    eye opening shows, so a blink covers the eye fully even where the smooth warp cannot close it.
-    """
-
-    def __init__(self, image: np.ndarray, loop_xy: np.ndarray):
-        h, w = image.shape[:2]
-        centre = loop_xy.mean(0)
-        half = np.ptp(loop_xy, axis=0).max() * EYELID_BOX_SCALE / 2
-        self.box = (int(max(centre[0] - half, 0)), int(max(centre[1] - half, 0)),
-                    int(min(centre[0] + half, w)), int(min(centre[1] + half, h)))
-        mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [np.round(loop_xy).astype(np.int32)], 255)
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-        self.closed = cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
-        self.opening = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.0)
+    return apply
 
 
 @dataclass(frozen=True)
@@ -72,6 +56,7 @@ class Targets:
     control: np.ndarray
     landmarks: np.ndarray
     lid_closure: tuple[float, float]  # (right eye, left eye) in [0, 1]
+    depth: np.ndarray  # (N,) per control point, pixels, smaller is nearer the camera
 
 
 class PortraitRig:
@@ -90,42 +75,26 @@ class PortraitRig:
 
         self.ring_canonical, self.ring_weight = self._head_ring()
         fixed = self._fixed_anchors()
-        self.source = np.concatenate([face.landmarks[:, :2], self.pose.apply(self.ring_canonical)[:, :2], fixed]).astype(np.float64)
-        self.n_face, self.n_ring = L.N_LANDMARKS, len(self.ring_canonical)
+        self.source = np.concatenate([face.landmarks[:N_FACE_VERTICES, :2], self.pose.apply(self.ring_canonical)[:, :2], fixed]).astype(np.float64)
+        ring_src = self.source[N_FACE_VERTICES:N_FACE_VERTICES + len(self.ring_canonical)]
+        self.ring_border_weight = self._border_weight(ring_src)  # ring points at or past the frame's edge stay put
+        self.n_face, self.n_ring = N_FACE_VERTICES, len(self.ring_canonical)
 
-        upper, lower = self._lip_sets()
-        warp_points = np.concatenate([WARP_LANDMARKS, np.arange(self.n_face, len(self.source))])
         self.n_fixed = len(fixed)
-        self.upper_ids = np.setdiff1d(warp_points, lower)  # field for everything above the lip line
-        self.lower_ids = np.setdiff1d(warp_points, upper)  # field for the lower lip and jaw
-        n_fixed_upper = n_fixed_lower = self.n_fixed  # fixed anchors sort last (highest ids)
+        self.movable = np.arange(len(self.source)) < len(self.source) - self.n_fixed
+        triangles = delaunay(self.source)
+        self.mesh = TriangleMesh(self.source, triangles, self._collapsible(triangles),
+                                 may_turn_away=(triangles < N_FACE_VERTICES).all(1))
         stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
-        scale = max(self.iod_px, 1.0)
-        # the warp only moves pixels inside the fixed outer ring: fields live on that box alone
+        # the mesh only moves pixels inside the fixed outer ring: the map lives on that box alone
         self.head_box = self._box_around(OUTER_RING_SCALE * face.width / 2, face.width / 2 * OUTER_RING_SCALE)
-        head_grid = Grid.for_box(*self.head_box, stride)
-        self.upper_field = SplineField(self.source[self.upper_ids], head_grid, scale, self._edge_fade(head_grid),
-                                       n_moving=len(self.upper_ids) - n_fixed_upper)
-        self.head_upsample = Upsampler(head_grid, self.head_box)
-        # the lower-lip field is only used around the jaw
-        jaw = face.landmarks[list(L.FACE_OVAL), :2]
-        margin = JAW_BOX_MARGIN * face.width
-        x0, x1 = jaw[:, 0].min() - margin, jaw[:, 0].max() + margin
-        y0, y1 = face.landmarks[L.NOSE_TIP, 1] - margin, jaw[:, 1].max() + margin
-        hx0, hy0, hx1, hy1 = self.head_box
-        self.jaw_box = (int(max(x0, hx0)), int(max(y0, hy0)), int(min(x1, hx1)), int(min(y1, hy1)))
-        jaw_grid = Grid.for_box(*self.jaw_box, stride)
-        self.lower_field = SplineField(self.source[self.lower_ids], jaw_grid, scale,
-                                       n_moving=len(self.lower_ids) - n_fixed_lower)
-        self.upper_moving = self.upper_ids[:len(self.upper_ids) - n_fixed_upper]
-        self.lower_moving = self.lower_ids[:len(self.lower_ids) - n_fixed_lower]
-        self.jaw_upsample = Upsampler(jaw_grid, self.jaw_box)
-        jx0, jy0, jx1, jy1 = self.jaw_box
-        self.jaw_ys, self.jaw_xs = np.mgrid[jy0:jy1, jx0:jx1].astype(np.float32)  # pixel coordinates
-        edge = np.minimum.reduce([self.jaw_xs - jx0, jx1 - 1 - self.jaw_xs, self.jaw_ys - jy0, jy1 - 1 - self.jaw_ys])
-        self.jaw_edge_fade = np.clip(edge / JAW_EDGE_FADE_PX, 0, 1)  # the lower map fades out at the box edges
+        self.head_grid = Grid.for_box(*self.head_box, stride)
+        self.head_upsample = Upsampler(self.head_grid, self.head_box)
 
-        self.eyelids = [EyelidLayer(image, face.landmarks[list(loop), :2]) for loop in (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)]
+        self.eye_loops = (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)
+        self.iris_ids = (L.IRIS_RIGHT, L.IRIS_LEFT)
+        self.eyes = EyeLayer(image, [face.landmarks[list(loop), :2] for loop in self.eye_loops],
+                             [face.landmarks[list(iris), :2] for iris in self.iris_ids])
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
                                                  face.landmarks[list(L.LIPS_LOWER_INNER), :2])
         self.mouth_style = MouthStyle.for_portrait(image, face.box)
@@ -139,17 +108,6 @@ class PortraitRig:
         return (int(max(np.floor(cx - half_width), 0)), int(max(np.floor(cy - half_height), 0)),
                 int(min(np.ceil(cx + half_width) + 1, self.width)), int(min(np.ceil(cy + half_height) + 1, self.height)))
 
-    def _edge_fade(self, grid: Grid) -> np.ndarray:
-        """(rows, cols) weights: 1 inside, falling to 0 at box edges that are not the image border."""
-        pts = grid.points().reshape(grid.rows, grid.cols, 2)
-        x0, y0, x1, y1 = self.head_box
-        ramp = EDGE_FADE * max(x1 - x0, y1 - y0)
-        fade = np.ones((grid.rows, grid.cols))
-        for dist, at_border in ((pts[..., 0] - x0, x0 == 0), (x1 - 1 - pts[..., 0], x1 >= self.width),
-                                (pts[..., 1] - y0, y0 == 0), (y1 - 1 - pts[..., 1], y1 >= self.height)):
-            if not at_border:
-                fade *= np.clip(dist / ramp, 0, 1)
-        return fade * fade * (3 - 2 * fade)
     def _head_ring(self) -> tuple[np.ndarray, np.ndarray]:
         """Anchor ring around the face oval in canonical space, with its head-follow weight."""
         oval = self.canonical[list(L.FACE_OVAL)]
@@ -171,6 +129,11 @@ class PortraitRig:
         weight = 1.0 - (1.0 - NECK_FOLLOW) * down ** 2
         return ring, weight
 
+    def _border_weight(self, points: np.ndarray) -> np.ndarray:
+        """(N,) in [0, 1]: 0 for points on or outside the image border, 1 from RING_BORDER_MARGIN face widths inside."""
+        inside = np.minimum.reduce([points[:, 0], self.width - 1 - points[:, 0], points[:, 1], self.height - 1 - points[:, 1]])
+        return np.clip(inside / (RING_BORDER_MARGIN * self.face.width), 0.0, 1.0)
+
     def _fixed_anchors(self) -> np.ndarray:
         """Image-border points and a wide ring around the head that never move."""
         h, w = self.height - 1, self.width - 1
@@ -184,26 +147,13 @@ class PortraitRig:
         inside = (ring[:, 0] > 2) & (ring[:, 0] < w - 2) & (ring[:, 1] > 2) & (ring[:, 1] < h - 2)
         return np.concatenate([border, ring[inside]])
 
-    def _lip_sets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Landmark ids left out of the upper field (the lower lip) and of the lower field (the upper
-        lip and the skin between it and the nose tip, so the jaw field stays smooth as it opens)."""
-        lm = self.face.landmarks[:, :2]
-        mouth = MouthFrame.from_lips(lm[list(L.LIPS_UPPER_INNER)], lm[list(L.LIPS_LOWER_INNER)])
-        outer = lm[list(L.LIPS_OUTER_LOOP)].astype(np.float32)
-        margin = 0.04 * mouth.width + 1.0
-        nose_w = float((lm[L.NOSE_TIP] - mouth.origin) @ mouth.normal)
-        upper, lower = [], []
-        for i in range(L.N_LANDMARKS):
-            rel = lm[i] - mouth.origin
-            u, wv = rel @ mouth.axis / mouth.width, rel @ mouth.normal
-            up, lo = mouth.curves_at(np.clip(u, 0, 1))
-            mid = (up + lo) / 2
-            in_lips = cv2.pointPolygonTest(outer, (float(lm[i, 0]), float(lm[i, 1])), True) >= -margin
-            if in_lips and wv > mid + 0.5:
-                lower.append(i)
-            elif wv < mid - 0.5 and (in_lips or (-UPPER_SKIN_SPAN < u < 1 + UPPER_SKIN_SPAN and wv > nose_w)):
-                upper.append(i)
-        return np.array(upper, int), np.array(lower, int)
+    @staticmethod
+    def _collapsible(triangles: np.ndarray) -> np.ndarray:
+        """(T,) bool: triangles inside an eye opening or the mouth opening (they may close to nothing)."""
+        out = np.zeros(len(triangles), bool)
+        for loop in (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP, L.LIPS_INNER_LOOP):
+            out |= np.isin(triangles, loop).all(1)
+        return out
 
     # --- per frame ------------------------------------------------------------------------
     def targets(self, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> Targets:
@@ -223,12 +173,25 @@ class PortraitRig:
         def move(points):
             return pivot + scale * (points - pivot) @ rot.T + np.array([tx, ty, 0.0])
 
-        face_px = self.pose.apply(move(canon))[:, :2]
+        face_3d = self.pose.apply(move(canon))  # (478, 3) pixels
+        face_px = face_3d[:, :2]
         ring_src = self.source[self.n_face:self.n_face + self.n_ring]
-        ring_px = self.pose.apply(move(self.ring_canonical))[:, :2]
-        ring_px = ring_src + self.ring_weight[:, None] * (ring_px - ring_src)
+        ring_3d = self.pose.apply(move(self.ring_canonical))
+        ring_px = ring_3d[:, :2]
+        ring_px = ring_src + (self.ring_weight * self.ring_border_weight)[:, None] * (ring_px - ring_src)
         fixed = self.source[self.n_face + self.n_ring:]
-        return Targets(np.concatenate([face_px, ring_px, fixed]), face_px, closures)
+        wanted = np.concatenate([face_px[:N_FACE_VERTICES], ring_px, fixed])
+        # the soft clamp's fallback: the portrait moved as a flat picture (a 2D similarity never folds)
+        rigid = list(L.RIGID_POINTS)
+        flat = similarity_2d(self.source[rigid], self.pose.apply(move(self.canonical[rigid]))[:, :2])
+        ring_base = ring_src + self.ring_border_weight[:, None] * (flat(ring_src) - ring_src)
+        base = np.concatenate([flat(self.source[:N_FACE_VERTICES]), ring_base, fixed])
+        control = self.mesh.keep_orientation(wanted, base, self.movable)
+        landmarks = face_px.copy()
+        landmarks[:N_FACE_VERTICES] = control[:N_FACE_VERTICES]  # what the mesh shows (irises: their own layer)
+        far = float(max(face_3d[:, 2].max(), ring_3d[:, 2].max())) + self.face.width  # the background
+        depth = np.concatenate([face_3d[:N_FACE_VERTICES, 2], ring_3d[:, 2], np.full(len(fixed), far)])
+        return Targets(control, landmarks, closures, depth)
 
     def _keep_lip_thickness(self, canon: np.ndarray) -> None:
         """Keep each lip at least MIN_LIP_THICKNESS of its own thickness: the outer edge gives way
@@ -271,5 +234,8 @@ class PortraitRig:
             shift = np.zeros(3)
             shift[:2] = np.asarray(gaze, float) * eye_width * (1 - closure)
             canon[list(iris)] += shift + lid_move.mean(0)
+            # the lids follow the eye up and down (as real lids do), so a vertical gaze shows
+            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1]
+            canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1]
             closures.append(closure)
         return closures[0], closures[1]

@@ -25,13 +25,14 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..assets import ASSETS_DIR
 from ..audio.features import SAMPLE_RATE
+from .docs import add_docs
 from .job_routes import job_router
 from .jobs import JobLimits, JobStore
 from .limits import BodySizeLimit, guarded_protocol
 from .live import AUDIO_FORMATS, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, single_threaded_blas
 from .live_worker import SessionWorkers
 from .live_routes import LiveSlots, live_router
-from .options import config_options
+from .options import config_options, presets_json
 from .settings import ServerSettings
 from .worker import tts_available
 
@@ -58,12 +59,13 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
             workers.close()
             jobs.stop()
 
-    app = FastAPI(title="talkinghead", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="talkinghead", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="One portrait + speech -> a lip-synced talking head: offline MP4 jobs and a "
                               "live WebSocket session (`/api/live`, protocol in the README).")
     app.state.settings, app.state.jobs, app.state.live_slots = settings, jobs, slots
     app.add_middleware(BodySizeLimit, limit=int(settings.max_upload_mb * 1e6), body_timeout=settings.body_timeout_s)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_docs(app)  # /docs without a CDN
     app.include_router(_info_router(settings, jobs, slots))
     app.include_router(job_router(settings, jobs))
     app.include_router(live_router(settings, slots, workers))
@@ -94,7 +96,7 @@ def _info_router(settings: ServerSettings, jobs: JobStore, slots: LiveSlots) -> 
 
     @router.get("/api/options", summary="Settable options and live-protocol facts")
     async def options():
-        return {"options": [o.as_json() for o in config_options()],
+        return {"options": [o.as_json() for o in config_options()], "presets": presets_json(),
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_audio_seconds": settings.max_audio_seconds,
                            "max_text_chars": settings.max_text_chars, "live_max_size": settings.live_max_size},
                 "live": {"sample_rate": SAMPLE_RATE, "audio_formats": list(AUDIO_FORMATS),

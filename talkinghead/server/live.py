@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ..audio.features import SAMPLE_RATE
-from ..config import GenerateConfig, MotionConfig
+from ..config import PRESETS, GenerateConfig
 from ..errors import TalkingHeadError
 from ..io import load_image
 from ..pipeline import Pipeline, Portrait, prepare_portrait
@@ -65,7 +65,7 @@ def single_threaded_blas() -> None:
 
 # Live sessions default to the loudness-driven mouth: it decides a frame 120 ms after its audio, where
 # the learned speech mouth needs 0.9 s. A client may still ask for motion.mouth = "speech".
-LIVE_DEFAULTS = replace(GenerateConfig(), motion=replace(MotionConfig(), mouth="loudness"))
+LIVE_DEFAULTS = PRESETS["live"]  # the low-latency loudness mouth (config.PRESETS)
 
 
 def decision_delay_seconds(config: GenerateConfig) -> float:

@@ -118,14 +118,16 @@ function optionControl(def) {
     input.addEventListener("change", () => setOption(def, input.checked));
   } else if (def.kind === "choice") {
     input = document.createElement("select");
-    for (const choice of def.choices) {
+    const liveValue = livePreset(def);
+    const choices = liveValue === undefined ? def.choices : [""].concat(def.choices);
+    for (const choice of choices) {
       const opt = document.createElement("option");
       opt.value = choice;
-      opt.textContent = choice;
+      opt.textContent = choice === "" ? `default (video: ${def.default}, live: ${liveValue})` : choice;
       input.appendChild(opt);
     }
-    input.value = current;
-    input.addEventListener("change", () => setOption(def, input.value));
+    input.value = def.name in state.values ? state.values[def.name] : (liveValue === undefined ? def.default : "");
+    input.addEventListener("change", () => setOption(def, input.value === "" ? undefined : input.value));
   } else if (def.kind === "text") {
     input = document.createElement("input");
     input.type = "text";
@@ -158,8 +160,17 @@ function optionControl(def) {
   return row;
 }
 
+// The live preset's value of an option where it differs from the default (undefined elsewhere).
+function livePreset(def) {
+  const live = (state.presets || {}).live || {};
+  return def.name in live ? live[def.name] : undefined;
+}
+
 function setOption(def, value) {
-  if (value === def.default || Number.isNaN(value)) delete state.values[def.name];
+  // A value equal to the default is dropped, unless live sessions start from another value: then
+  // choosing the default is a real choice (e.g. the speech mouth in a live session).
+  const pinned = livePreset(def) !== undefined;
+  if (value === undefined || Number.isNaN(value) || (value === def.default && !pinned)) delete state.values[def.name];
   else state.values[def.name] = value;
   localStorage.setItem(OPTIONS_KEY, JSON.stringify(state.values));
 }
@@ -167,6 +178,7 @@ function setOption(def, value) {
 async function loadOptions() {
   const info = await fetchJson("/api/options");
   state.optionDefs = info.options;
+  state.presets = info.presets || {};
   state.limits = info.limits;
   state.tts = info.tts;
   const known = new Set(info.options.map((o) => o.name));

@@ -1,0 +1,232 @@
+"""Pose sweep (issue 12): render the scripted sweep on real portraits, re-track it, report the figures.
+
+    python scripts/pose_sweep.py                      # all 12 portraits of ../shared/data/real
+    python scripts/pose_sweep.py --quick              # 2 portraits, a minute or two
+    python scripts/pose_sweep.py --portraits hallo_ref3 sadtalker_art14 --out build/sweep_new
+
+For each portrait: every pose of talkinghead.render.sweep is rendered at 512 px and re-tracked frame by
+frame (MediaPipe image mode). Figures: re-tracked yaw / pitch against requested (correlation, slope;
+rotation relative to the portrait's own landmarks), re-tracked iris offset against requested gaze
+(slope, eye widths), share of full blinks the tracker scores closed (mean eyeBlink >= 0.5), faces
+found, dlib identity distance to the portrait averaged over the extreme poses (as `talkinghead eval`),
+and the fold checks: share of head-box pixels whose full-resolution sampling map has a Jacobian
+determinant <= 0 (occlusion edges, where a near surface covers a far one, count here), and the mesh
+check of talkinghead.render.folds (single-layer grid cells that fold, and holes no triangle drew).
+Writes OUT/sweep.json, OUT/sheet.png (extremes, one row per portrait) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+REAL = ROOT.parent / "shared" / "data" / "real"
+QUICK_PORTRAITS = ("hallo_ref3", "sadtalker_art14")
+SHEET_POSES = ("neutral", "yaw-25", "yaw+25", "pitch-15.0", "pitch+15.0", "roll-15", "roll+15", "distance0.75",
+               "distance1.30", "gaze-0.3,-0.3", "gaze+0.3,+0.3", "blink", "jaw-open", "smile")
+THUMB_PX = 150
+BLINK_CLOSED = 0.5  # mean eyeBlink score at or above which the tracker sees the eyes closed
+FPS = 25.0
+
+
+def _slope_corr(requested: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope of measured on requested, and their correlation (NaN pairs dropped)."""
+    ok = np.isfinite(requested) & np.isfinite(measured)
+    x, y = requested[ok], measured[ok]
+    if len(x) < 3 or x.std() == 0:
+        return float("nan"), float("nan")
+    slope = float(np.polyfit(x, y, 1)[0])
+    return slope, float(np.corrcoef(x, y)[0, 1])
+
+
+def iris_offsets(landmarks: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) -> (T, 2) mean iris offset from the eye-corner midpoint, image axes, eye widths."""
+    from talkinghead.face import landmarks as L
+
+    offsets = []
+    for iris, outer, inner in ((L.IRIS_RIGHT, L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
+                               (L.IRIS_LEFT, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER)):
+        lm = landmarks[..., :2].astype(np.float64)
+        width = np.linalg.norm(lm[:, outer] - lm[:, inner], axis=-1)
+        offsets.append((lm[:, iris[0]] - (lm[:, outer] + lm[:, inner]) / 2) / width[:, None])
+    return (offsets[0] + offsets[1]) / 2
+
+
+def render_sweep(portrait, poses) -> tuple[list[np.ndarray], list[tuple[float, float]], list[dict]]:
+    """Frames (H, W, 3) uint8 of every pose, (fold share, min det) of each frame's full-resolution head
+    map (occlusion edges count as folds there), and each frame's mesh fold check (render.folds)."""
+    from talkinghead.render.folds import fold_share, mesh_fold_check
+    from talkinghead.render.renderer import Renderer
+    from talkinghead.render.sweep import sweep_motion
+
+    renderer = Renderer(portrait.image, portrait.face)
+    motion = sweep_motion(portrait.face.blendshapes, poses)
+    frames, folds, checks = [], [], []
+    for i in range(len(motion)):
+        args = (motion.expression[i], motion.head[i], motion.gaze[i])
+        frames.append(renderer.render_frame(*args))
+        folds.append(fold_share(renderer.sampling_map(*args)))
+        checks.append(mesh_fold_check(renderer, *args) if hasattr(renderer.rig, "mesh") else {})
+    return frames, folds, checks
+
+
+def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndarray]]:
+    """Render, re-track and score one portrait; returns its row and its frames."""
+    from talkinghead.evaluation import identity
+    from talkinghead.evaluation.metrics import head_rotations
+    from talkinghead.face.measure import blink_score
+    from talkinghead.face.tracking import track_frames
+    from talkinghead.io import load_image
+    from talkinghead.pipeline import prepare_portrait
+    from talkinghead.render.sweep import sweep_poses
+
+    portrait = prepare_portrait(load_image(path), size, path.name)
+    poses = sweep_poses()
+    frames, folds, checks = render_sweep(portrait, poses)
+    track = track_frames(frames, FPS, video=False)
+    reference = portrait.face.landmarks
+    rotations = head_rotations(track.landmarks, reference)  # (T, 3) yaw, pitch, roll
+    requested = np.array([[p.yaw, p.pitch, p.roll] for p in poses])
+    gaze_ids = [i for i, p in enumerate(poses) if p.name.startswith("gaze") or p.name == "neutral"]
+    iris = iris_offsets(track.landmarks[gaze_ids]) - iris_offsets(reference[None])[0]
+    asked = np.array([poses[i].gaze for i in gaze_ids])
+    blinks = [i for i, p in enumerate(poses) if p.blink]
+    scores = blink_score(track.blendshapes)
+    row = {"portrait": path.stem, "frames": len(poses), "found": int(track.found.sum())}
+    for k, name in enumerate(("yaw", "pitch", "roll")):
+        row[f"{name}_slope"], row[f"{name}_corr"] = _slope_corr(requested[:, k], rotations[:, k])
+    row["iris_slope_x"], _ = _slope_corr(asked[:, 0], iris[:, 0])
+    row["iris_slope_y"], _ = _slope_corr(asked[:, 1], iris[:, 1])
+    row["iris_slope"], _ = _slope_corr(asked.ravel(), iris.ravel())
+    row["blink_closed"] = float(np.mean([track.found[i] and scores[i] >= BLINK_CLOSED for i in blinks]))
+    row["blink_scores"] = [round(float(scores[i]), 3) for i in blinks]
+    row["fold_share_max"] = max(f[0] for f in folds)
+    row["fold_frames"] = [p.name for p, f in zip(poses, folds) if f[0] > 0]
+    row["min_det"] = min(f[1] for f in folds)
+    if all(checks):
+        row["mesh_fold_share_max"] = max(c["folds"] / c["cells"] for c in checks)
+        row["holes"] = int(sum(c["holes"] for c in checks))
+    if encoder is not None:
+        ref = encoder.descriptor(portrait.image, reference)
+        extremes = [i for i, p in enumerate(poses) if p.extreme and track.found[i]]
+        row["identity_extremes"] = float(np.mean([identity.distance(ref, encoder.descriptor(frames[i], track.landmarks[i]))
+                                                  for i in extremes])) if extremes else float("nan")
+    row["_requested"], row["_rotations"] = requested.tolist(), rotations.tolist()
+    row["_gaze_asked"], row["_iris"] = asked.tolist(), iris.tolist()
+    return row, frames
+
+
+def sheet_row(frames: list[np.ndarray], label: str) -> np.ndarray:
+    """One contact-sheet row: the SHEET_POSES frames as THUMB_PX-high thumbnails, labelled."""
+    import cv2
+
+    from talkinghead.render.sweep import sweep_poses
+
+    names = [p.name for p in sweep_poses()]
+    thumbs = []
+    for name in SHEET_POSES:
+        frame = frames[names.index(name)]
+        h, w = frame.shape[:2]
+        thumb = cv2.resize(frame, (max(1, round(w * THUMB_PX / h)), THUMB_PX), interpolation=cv2.INTER_AREA)
+        thumb = np.ascontiguousarray(thumb)
+        cv2.putText(thumb, name, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
+        thumbs.append(thumb)
+    row = np.concatenate(thumbs, 1)
+    cv2.putText(row, label, (3, THUMB_PX - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+    return row
+
+
+def pooled(rows: list[dict]) -> dict:
+    """Figures over every frame of every portrait (the issue's 'whole sweep')."""
+    requested = np.concatenate([np.array(r["_requested"]) for r in rows])
+    rotations = np.concatenate([np.array(r["_rotations"]) for r in rows])
+    asked = np.concatenate([np.array(r["_gaze_asked"]) for r in rows])
+    iris = np.concatenate([np.array(r["_iris"]) for r in rows])
+    out = {"portraits": len(rows), "frames": int(sum(r["frames"] for r in rows)),
+           "found": int(sum(r["found"] for r in rows))}
+    for k, name in enumerate(("yaw", "pitch", "roll")):
+        out[f"{name}_slope"], out[f"{name}_corr"] = _slope_corr(requested[:, k], rotations[:, k])
+    out["iris_slope_x"], _ = _slope_corr(asked[:, 0], iris[:, 0])
+    out["iris_slope_y"], _ = _slope_corr(asked[:, 1], iris[:, 1])
+    out["iris_slope"], _ = _slope_corr(asked.ravel(), iris.ravel())
+    out["blink_closed"] = float(np.mean([r["blink_closed"] for r in rows]))
+    ids = [r["identity_extremes"] for r in rows if np.isfinite(r.get("identity_extremes", np.nan))]
+    out["identity_extremes"] = float(np.mean(ids)) if ids else float("nan")
+    out["fold_portraits"] = int(sum(r["fold_share_max"] > 0 for r in rows))
+    out["fold_share_max"] = float(max(r["fold_share_max"] for r in rows))
+    out["mesh_fold_share_max"] = float(max(r.get("mesh_fold_share_max", np.nan) for r in rows))
+    out["holes"] = int(sum(r.get("holes", 0) for r in rows))
+    return out
+
+
+COLUMNS = ("found", "yaw_corr", "yaw_slope", "pitch_corr", "pitch_slope", "roll_slope", "iris_slope",
+           "iris_slope_x", "iris_slope_y", "blink_closed", "identity_extremes", "fold_share_max",
+           "mesh_fold_share_max", "holes")
+
+
+def print_table(rows: list[dict], total: dict) -> None:
+    """Markdown table: one row per portrait, then the pooled row."""
+    print("| portrait | " + " | ".join(COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    for r in rows + [dict(total, portrait="**all (pooled)**")]:
+        cells = []
+        for c in COLUMNS:
+            v = r.get(c, float("nan"))
+            if c in ("found", "holes"):
+                cells.append(f"{r['found']}/{r['frames']}" if c == "found" else str(int(v)))
+            else:
+                cells.append(f"{v:.4f}" if "fold" in c else f"{v:.3f}")
+        print(f"| {r['portrait']} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--portraits", nargs="*", help="portrait names (stems) from ../shared/data/real; default all")
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_PORTRAITS)}")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--no-identity", action="store_true", help="skip the dlib identity figure")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "pose_sweep")
+    args = parser.parse_args()
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import cv2
+
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.evaluation import identity
+
+    if not REAL.is_dir():
+        raise SystemExit(f"{REAL} not found: the sweep needs the real portraits of ../shared/data/real")
+    paths = sorted(p for p in REAL.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+    wanted = QUICK_PORTRAITS if args.quick else args.portraits
+    if wanted:
+        paths = [p for p in paths if p.stem in wanted]
+        if len(paths) != len(set(wanted)):
+            raise SystemExit(f"unknown portrait among {wanted}: use stems of the images in {REAL}")
+    encoder = None if args.no_identity or not identity.available() else identity.IdentityEncoder()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows, sheet = [], []
+    for path in paths:
+        try:
+            row, frames = measure_portrait(path, args.size, encoder)
+        except TalkingHeadError as exc:
+            print(f"{path.name}: {exc}", file=sys.stderr)
+            continue
+        rows.append(row)
+        sheet.append(sheet_row(frames, path.stem))
+        print(f"{path.stem}: found {row['found']}/{row['frames']}, folds in {row['fold_frames'] or 'none'}", flush=True)
+    width = max(r.shape[1] for r in sheet)
+    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in sheet])
+    cv2.imwrite(str(args.out / "sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    total = pooled(rows)
+    (args.out / "sweep.json").write_text(json.dumps({"pooled": total, "portraits": rows}, indent=1))
+    print_table(rows, total)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""A planar triangle mesh and its piecewise-affine backward map: one-to-one wherever no triangle flips.
+
+The mesh is the Delaunay triangulation of the control points' source positions (face landmarks, the
+head ring, fixed anchors), so it tiles the image without overlaps. Per frame the target vertex positions are
+rasterised on a coarse grid: every grid point inside a target triangle gets the source point with the
+same barycentric coordinates (the inverse of the triangle's affine map, computed directly, no
+iteration), row by row in closed form. `keep_orientation` clamps vertex motion softly so no triangle flips or collapses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import Delaunay
+
+from .warp import Grid
+
+N_FACE_VERTICES = 468
+MIN_AREA_SHARE = 0.02  # a triangle may shrink to this share of its source area before motion is clamped
+CLAMP_STEP = 0.6  # each clamping pass scales the offending vertices' motion by this
+CLAMP_PASSES = 10
+INSIDE_EPS = 1e-6
+COLLAPSE_EPS = 1e-3  # eye and mouth openings may close to nothing but not turn inside out  # barycentric tolerance: grid points on shared edges belong to both triangles
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) signed areas (positive counter-clockwise in x-right, y-down image axes is negative; see orient)."""
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def _barycentric_inverse(corners: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) inverse of each triangle's rows [x, y, 1] (so [gx, gy, 1] @ inverse = barycentric
+    coordinates), written out in closed form; zero for triangles not kept."""
+    (x0, y0), (x1, y1), (x2, y2) = (corners[:, k].T for k in range(3))
+    det = np.where(keep, x0 * (y1 - y2) + x1 * (y2 - y0) + x2 * (y0 - y1), 1.0)
+    inv = np.stack([np.stack([y1 - y2, y2 - y0, y0 - y1], 1),
+                    np.stack([x2 - x1, x0 - x2, x1 - x0], 1),
+                    np.stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], 1)], 1)  # (T, 3, 3)
+    return np.where(keep[:, None, None], inv / det[:, None, None], 0.0)
+
+
+def delaunay(points: np.ndarray) -> np.ndarray:
+    """(T, 3) Delaunay triangles of points (P, 2), all wound with positive signed area."""
+    tri = Delaunay(points).simplices.copy()
+    flip = signed_areas(points, tri) < 0
+    tri[flip] = tri[flip][:, [0, 2, 1]]
+    return tri
+
+
+class TriangleMesh:
+    """Triangles over source vertices (V, 2) pixels, all with positive source area (a planar tiling)."""
+
+    def __init__(self, sources: np.ndarray, triangles: np.ndarray, collapsible: np.ndarray | None = None,
+                 may_turn_away: np.ndarray | None = None):
+        """collapsible: (T,) bool, triangles allowed to shrink to nothing (eye and mouth openings);
+        may_turn_away: (T,) bool, triangles of the face surface, which may face away (then not drawn)."""
+        self.sources = np.asarray(sources, np.float64)
+        self.triangles = np.asarray(triangles, int)
+        self.source_area = signed_areas(self.sources, self.triangles)  # (T,)
+        if (self.source_area <= 0).any():
+            raise ValueError("TriangleMesh needs positively wound, non-degenerate source triangles")
+        none = np.zeros(len(self.triangles), bool)
+        self.collapsible = none if collapsible is None else np.asarray(collapsible, bool)
+        self.may_turn_away = none if may_turn_away is None else np.asarray(may_turn_away, bool)
+
+    def keep_orientation(self, targets: np.ndarray, base: np.ndarray, movable: np.ndarray) -> np.ndarray:
+        """Targets (V, 2) with the motion of offending vertices pulled back towards base (V, 2) (a soft
+        clamp), so that no triangle keeps less than MIN_AREA_SHARE of its source area, and none of the
+        collapsible ones turns inside out; base itself must satisfy that."""
+        alpha = np.ones(len(targets))
+        floor = np.where(self.collapsible, -COLLAPSE_EPS * self.source_area, MIN_AREA_SHARE * self.source_area)
+        floor[self.may_turn_away & ~self.collapsible] = -np.inf
+        for step in range(CLAMP_PASSES + 1):
+            out = base + alpha[:, None] * (targets - base)
+            bad = signed_areas(out, self.triangles) < floor
+            if not bad.any():
+                break
+            offending = np.unique(self.triangles[bad])
+            offending = offending[movable[offending]]
+            alpha[offending] *= CLAMP_STEP
+        return out
+
+    def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid,
+                     draw_unmoved: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rasterise the target mesh with a depth test: (rows, cols, 2) float32 source pixel position of
+        every grid point, (rows, cols) int32 id of the triangle drawn there (-1: none; the point keeps
+        its own position) and (rows, cols) int count of the triangles covering each point. depth: (V,)
+        per vertex, smaller is nearer. Flipped or collapsed triangles face away from the camera and are
+        not drawn; where triangles overlap the nearest wins. Background triangles none of whose corners
+        moved map points to themselves and are skipped unless draw_unmoved (the fold check draws them)."""
+        out = grid.points().reshape(grid.rows, grid.cols, 2).astype(np.float32)
+        owner = np.full((grid.rows, grid.cols), -1, np.int32)
+        t = (np.asarray(targets, np.float64) - (grid.x0, grid.y0)) / grid.stride  # grid units
+        corners = t[self.triangles]  # (T, 3, 2)
+        lo = np.maximum(np.ceil(corners.min(1) - INSIDE_EPS).astype(int), 0)  # candidate boxes clipped to the grid
+        hi = np.minimum(np.floor(corners.max(1) + INSIDE_EPS).astype(int), (grid.cols - 1, grid.rows - 1))
+        keep = (signed_areas(t, self.triangles) > 1e-9) & (hi >= lo).all(1)
+        if not draw_unmoved:
+            moved = np.abs(np.asarray(targets, np.float64) - self.sources).max(1) > 1e-9
+            keep &= moved[self.triangles].any(1) | self.may_turn_away  # face triangles may overlap: always drawn
+        ids = np.nonzero(keep)[0]
+        inverse = _barycentric_inverse(corners[ids], np.ones(len(ids), bool))  # (K, 3, 3)
+        which, gx, gy = _scan(inverse, lo[ids], hi[ids])
+        layers = np.bincount(gy * grid.cols + gx, minlength=grid.rows * grid.cols).reshape(grid.rows, grid.cols)
+        # far first, so the nearest triangle is written last (triangles ranked by mean depth; an int16
+        # key lets numpy's stable sort use a radix sort)
+        rank = np.argsort(np.argsort(-depth[self.triangles[ids]].mean(1), kind="stable")).astype(np.int16)
+        order = np.argsort(rank[which], kind="stable")
+        which, gx, gy = which[order], gx[order], gy[order]
+        inv = inverse[which]
+        bary = gx[:, None] * inv[:, 0] + gy[:, None] * inv[:, 1] + inv[:, 2]  # (P, 3)
+        out[gy, gx] = np.einsum("kj,kjd->kd", bary, self.sources[self.triangles[ids[which]]])
+        owner[gy, gx] = ids[which]
+        return out, owner, layers
+
+
+def _scan(inverse: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid points inside each triangle, row by row: (triangle index, gx, gy), each (P,).
+
+    inverse: (K, 3, 3) barycentric inverses; lo, hi: (K, 2) inclusive candidate boxes. On row y,
+    barycentric j is a_j x + c_j, so each of the three half-planes bounds x from one side."""
+    heights = hi[:, 1] - lo[:, 1] + 1
+    tri = np.repeat(np.arange(len(inverse)), heights)  # (R,) one entry per candidate row
+    y = lo[tri, 1] + (np.arange(len(tri)) - np.repeat(np.cumsum(heights) - heights, heights))
+    a = inverse[tri, 0]  # (R, 3)
+    c = y[:, None] * inverse[tri, 1] + inverse[tri, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = (-INSIDE_EPS - c) / a
+    lower = np.where(a > 0, bound, -np.inf).max(1)
+    upper = np.where(a < 0, bound, np.inf).min(1)
+    empty = ((a == 0) & (c < -INSIDE_EPS)).any(1)
+    x0 = np.maximum(np.ceil(lower), lo[tri, 0])
+    x1 = np.minimum(np.floor(upper), hi[tri, 0])
+    count = np.where(empty, 0, np.maximum(x1 - x0 + 1, 0)).astype(int)
+    row = np.repeat(np.arange(len(tri)), count)
+    gx = x0[row].astype(int) + (np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count))
+    return tri[row], gx, y[row]

@@ -1,0 +1,119 @@
+"""The layered renderer's mesh, fold check and eye layer (issue 12).
+
+Fast tests use synthetic meshes and the bundled astronaut; the pose sweep over the real portraits is
+behind the slow marker (scripts/pose_sweep.py prints the issue's figures for all of them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkinghead.render.folds import jacobian_determinant, mesh_fold_check
+from talkinghead.render.mesh import MIN_AREA_SHARE, TriangleMesh, delaunay, signed_areas
+from talkinghead.render.sweep import sweep_motion, sweep_poses
+from talkinghead.render.warp import Grid
+
+FOLD_SHARE_LIMIT = 0.01  # regression guard: share of single-layer grid cells allowed to fold (target: 0)
+
+
+def _square_mesh(n: int = 6, size: float = 100.0) -> TriangleMesh:
+    """A Delaunay mesh over an n x n lattice (plus jitter) covering [0, size]^2."""
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:n, 0:n].astype(float) * size / (n - 1)
+    pts = np.stack([xs.ravel(), ys.ravel()], 1)
+    inner = (pts > 0).all(1) & (pts < size).all(1)
+    pts[inner] += rng.uniform(-3, 3, (inner.sum(), 2))
+    return TriangleMesh(pts, delaunay(pts))
+
+
+def test_jacobian_determinant_of_known_maps():
+    ys, xs = np.mgrid[0:20, 0:30].astype(np.float64)
+    identity = np.stack([xs, ys], -1)
+    assert np.allclose(jacobian_determinant(identity), 1.0)
+    affine = np.stack([2 * xs + 0.5 * ys, 0.25 * xs + 3 * ys], -1)
+    assert np.allclose(jacobian_determinant(affine), 2 * 3 - 0.5 * 0.25)
+    folded = identity.copy()
+    folded[:, 15:, 0] = 30 - folded[:, 15:, 0]  # the right half mirrored: a fold
+    assert (jacobian_determinant(folded)[:, 15:] < 0).all()
+
+
+def test_backward_map_inverts_an_affine_motion_exactly():
+    mesh = _square_mesh()
+    a = np.array([[0.9, -0.2], [0.15, 1.1]])
+    shift = np.array([4.0, -3.0])
+    targets = mesh.sources @ a.T + shift
+    grid = Grid.for_box(0, 0, 101, 101, 4)
+    coarse, owner, layers = mesh.backward_map(targets, np.zeros(len(targets)), grid, draw_unmoved=True)
+    pts = grid.points().reshape(coarse.shape)
+    inside = owner >= 0
+    expected = (pts - shift) @ np.linalg.inv(a).T
+    assert inside.mean() > 0.6
+    assert np.abs(coarse[inside] - expected[inside]).max() < 1e-3
+    assert (layers[inside] >= 1).all()
+
+
+def test_nearest_triangle_wins_where_the_mesh_overlaps():
+    sources = np.array([[0, 0], [40, 0], [0, 40], [20, 20], [60, 20], [20, 60]], float)
+    mesh = TriangleMesh(sources, np.array([[0, 1, 2], [3, 4, 5]]))
+    targets = sources.copy()
+    targets[3:] -= 15  # the second triangle now overlaps the first
+    grid = Grid.for_box(0, 0, 41, 41, 1)
+    for near, depth in ((1, np.array([5, 5, 5, 1, 1, 1.0])), (0, np.array([1, 1, 1, 5, 5, 5.0]))):
+        _, owner, layers = mesh.backward_map(targets, depth, grid, draw_unmoved=True)
+        assert owner[12, 12] == near and layers[12, 12] == 2
+
+
+def test_soft_clamp_keeps_every_triangle_from_flipping():
+    mesh = _square_mesh()
+    centre = np.argmin(np.linalg.norm(mesh.sources - 50, axis=1))
+    wanted = mesh.sources.copy()
+    wanted[centre] += (60.0, 45.0)  # far past its neighbours: would flip triangles
+    assert (signed_areas(wanted, mesh.triangles) < 0).any()
+    movable = np.ones(len(wanted), bool)
+    out = mesh.keep_orientation(wanted, mesh.sources, movable)
+    assert (signed_areas(out, mesh.triangles) >= MIN_AREA_SHARE * mesh.source_area - 1e-9).all()
+    assert np.linalg.norm(out[centre] - mesh.sources[centre]) > 5  # it still moves, only less
+
+
+def _sweep_checks(renderer, expression):
+    poses = sweep_poses()
+    motion = sweep_motion(expression, poses)
+    return poses, [mesh_fold_check(renderer, motion.expression[i], motion.head[i], motion.gaze[i])
+                   for i in range(len(poses))]
+
+
+def test_sweep_on_the_astronaut_has_no_holes_and_few_folds(astronaut_pipeline):
+    poses, checks = _sweep_checks(astronaut_pipeline.renderer, astronaut_pipeline.portrait.face.blendshapes)
+    for pose, check in zip(poses, checks):
+        assert check["holes"] == 0, f"{pose.name}: {check['holes']} grid points drawn by no triangle (a tear)"
+        assert check["folds"] <= FOLD_SHARE_LIMIT * check["cells"], f"{pose.name}: {check}"
+
+
+def test_rendering_is_deterministic_and_the_gaze_moves_the_iris(astronaut_pipeline):
+    renderer = astronaut_pipeline.renderer
+    motion = sweep_motion(astronaut_pipeline.portrait.face.blendshapes, sweep_poses())
+    i = [p.name for p in sweep_poses()].index("gaze+0.3,+0.3")
+    a = renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
+    b = renderer.render_frame(motion.expression[i], motion.head[i], motion.gaze[i])
+    rest = renderer.render_frame(motion.expression[0], motion.head[0], motion.gaze[0])
+    assert np.array_equal(a, b)
+    assert np.abs(a.astype(int) - rest.astype(int)).max() > 40  # the eyes changed
+
+
+@pytest.mark.slow
+def test_sweep_on_every_real_portrait_has_no_holes_and_few_folds(real_data):
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.io import load_image
+    from talkinghead.pipeline import prepare_portrait
+    from talkinghead.render.renderer import Renderer
+
+    for path in sorted(p for p in real_data.iterdir() if p.suffix.lower() in (".png", ".jpg")):
+        try:
+            portrait = prepare_portrait(load_image(path), 512, path.name)
+        except TalkingHeadError:
+            continue
+        poses, checks = _sweep_checks(Renderer(portrait.image, portrait.face), portrait.face.blendshapes)
+        for pose, check in zip(poses, checks):
+            assert check["holes"] == 0, f"{path.name} {pose.name}: tear"
+            assert check["folds"] <= FOLD_SHARE_LIMIT * check["cells"], f"{path.name} {pose.name}: {check}"
