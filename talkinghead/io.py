@@ -323,6 +323,16 @@ def load_audio(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.nda
 # =================================================================================================
 
 
+def _make_folder(folder: Path) -> None:
+    """Create an output folder (and its parents) if missing; TalkingHeadError if it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TalkingHeadError(
+            f"cannot create output folder '{folder}' ({exc.strerror or exc}); choose a writable output path"
+        ) from None
+
+
 class VideoWriter:
     """Context manager that encodes RGB frames (+ optional mono audio) to an H.264/AAC MP4, atomically.
 
@@ -376,13 +386,7 @@ class VideoWriter:
         self._pending_len = 0
         self._closed = False
 
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TalkingHeadError(
-                f"cannot create output folder '{self.path.parent}' ({exc.strerror or exc}); "
-                f"choose a writable output path"
-            ) from None
+        _make_folder(self.path.parent)
         self.partial_path = partial_path(self.path)
 
         try:
