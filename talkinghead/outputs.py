@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterable, Mapping, Union
@@ -67,6 +68,17 @@ def _existing_ancestor(p: Path) -> Path:
     return parent
 
 
+def _write_problem(folder: Path, path: Path) -> str:
+    """Why a file cannot be created in `folder` (tried for real: a read-only disk, /proc), or ""."""
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "no permission, or a read-only disk"
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".talkinghead-check"):
+            return ""
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
 def check_output_path(path: PathLike, option: str, inputs: Iterable[PathLike] = ()) -> Path:
     """Refuse an output that is a folder, sits below a file, cannot be written, or is one of the inputs
     (missing folders above it are made when it is written)."""
@@ -76,9 +88,9 @@ def check_output_path(path: PathLike, option: str, inputs: Iterable[PathLike] = 
     base = _existing_ancestor(p)
     if not base.is_dir():
         raise TalkingHeadError(f"{option} '{p}': '{base}' is a file, not a folder; choose another output path")
-    if not os.access(base, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise TalkingHeadError(f"{option} '{p}' cannot be written (no permission, or a read-only disk); "
-                               "choose a writable folder")
+    problem = _write_problem(base, p)
+    if problem:
+        raise TalkingHeadError(f"{option} '{p}' cannot be written ({problem}); choose a writable folder")
     for source in inputs:
         if _same_file(p, Path(source)):
             raise TalkingHeadError(f"{option} '{p}' is also an input: choose another output name so the input "

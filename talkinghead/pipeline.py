@@ -218,11 +218,8 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
     """
     from . import motion_files
     from .direction import load_direction
-    from .outputs import check_output_paths
 
-    if motion_out is not None:
-        motion_files.motion_file_kind(Path(motion_out), "--motion-out")
-    check_output_paths({"--out": out, "--motion-out": motion_out}, (image, audio, driving, direction, motion_in))
+    _check_outputs(out, motion_out, (image, audio, driving, direction, motion_in))
     if driving is not None and motion_in is not None:
         raise TalkingHeadError("give either a driving video or a motion file to import, not both")
     own_speech = audio is None and text is None
@@ -263,6 +260,16 @@ def generate(image: np.ndarray | str | Path, audio: np.ndarray | str | Path | No
     if motion_out is not None:
         motion_files.write_motion(motion_out, Motion.concat(runs), config.fps)
     return result
+
+
+def _check_outputs(out, motion_out, inputs: tuple) -> None:
+    """Before any work: the outputs are writable files, not folders, not inputs (TalkingHeadError)."""
+    from .motion_files import motion_file_kind
+    from .outputs import check_output_paths
+
+    if motion_out is not None:
+        motion_file_kind(Path(motion_out), "--motion-out")
+    check_output_paths({"--out": out, "--motion-out": motion_out}, inputs)
 
 
 def _driving_speech(video: Path) -> np.ndarray:

@@ -156,11 +156,13 @@ def test_the_schema_sits_on_errors_only():
 
 
 def test_io_imports_only_errors_config_and_outputs():
-    assert GRAPH[f"{PKG}.io"] <= {f"{PKG}.errors", f"{PKG}.config", f"{PKG}.outputs"}
+    edge = {f"{PKG}.errors", f"{PKG}.config", f"{PKG}.outputs", f"{PKG}.media"}  # media: opening files
+    assert GRAPH[f"{PKG}.io"] <= edge | {f"{PKG}.video"}  # video.py: MP4 in and out, re-exported by io
+    assert GRAPH[f"{PKG}.video"] <= edge and GRAPH[f"{PKG}.media"] <= {f"{PKG}.errors"}
     assert GRAPH[f"{PKG}.outputs"] <= {f"{PKG}.errors"}
 
 
-LOWER = ("errors", "config", "schema", "audio", "io", "face")
+LOWER = ("errors", "config", "schema", "audio", "io", "video", "media", "outputs", "face")
 
 
 @pytest.mark.parametrize("layer", LOWER)

@@ -7,6 +7,7 @@
     options.py      GenerateConfig <-> flat, validated request options (built from the dataclasses)
     jobs.py         queued offline jobs on disk, run one at a time in a worker process (worker.py)
     live.py         live sessions: PCM chunks in -> encoded frames out, as soon as each is decided
+    live_worker.py  live sessions in worker processes (one per session) and the pool that reuses them
     cli.py          the `serve` subcommand
 
 The server sits above the pipeline: it imports pipeline, config and io; nothing imports it.

@@ -29,7 +29,8 @@ from .docs import add_docs
 from .job_routes import job_router
 from .jobs import JobLimits, JobStore
 from .limits import BodySizeLimit, guarded_protocol
-from .live import AUDIO_FORMATS, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, SessionWorkers, single_threaded_blas
+from .live import AUDIO_FORMATS, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, single_threaded_blas
+from .live_worker import SessionWorkers
 from .live_routes import LiveSlots, live_router
 from .options import config_options, presets_json
 from .settings import ServerSettings

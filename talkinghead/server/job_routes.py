@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from ..audio.features import SAMPLE_RATE
 from ..errors import TalkingHeadError
-from ..io import load_audio, load_image
-from ..pipeline import check_audio
+from ..io import load_image
+from ..pipeline import check_audio_file
 from .jobs import JobStore, QueueFull
 from .limits import ErrorAnswer, busy, parse_json, problem
 from .options import OptionError, build_config, parse_options
@@ -73,7 +73,6 @@ def _text_problem(text: str | None, settings: ServerSettings):
 def job_router(settings: ServerSettings, jobs: JobStore) -> APIRouter:
     """The job routes over one job store."""
     router = APIRouter()
-    full = f"{settings.max_queued_jobs} jobs are already waiting: try again later"
 
     @router.post("/api/jobs", status_code=202, response_model=JobAnswer, summary="Start a video job",
                  responses={400: {"model": ErrorAnswer}, 413: {"model": ErrorAnswer}, 503: {"model": ErrorAnswer}})
@@ -81,34 +80,7 @@ def job_router(settings: ServerSettings, jobs: JobStore) -> APIRouter:
                          audio: UploadFile | None = File(None, description="speech: WAV, MP3, M4A, FLAC, OGG or a video"),
                          text: str | None = Form(None, description="text to speak instead of an audio file"),
                          options: str = Form("{}", description=f"JSON object of options, e.g. {OPTIONS_EXAMPLE}")):
-        text = (text or "").strip() or None
-        if (audio is None) == (text is None):
-            return problem(400, "bad_input", "send either an audio file or text, not both and not neither")
-        refused = _text_problem(text, settings)
-        if refused is not None:
-            return refused
-        try:
-            chosen = request_options(options)
-        except ValueError as exc:  # OptionError and JSON over the limits
-            return problem(400, "bad_options", str(exc))
-        try:
-            job_id, job_dir = jobs.new_job_dir()
-        except QueueFull:
-            return busy(full)
-        try:
-            await _save_inputs(job_dir, portrait, audio, settings)
-            record = jobs.submit(job_id, {"input": "audio" if audio is not None else "text", "text": text,
-                                          "options": chosen})
-        except TalkingHeadError as exc:
-            jobs.discard(job_id)
-            return problem(400, "bad_input", str(exc))
-        except QueueFull:
-            jobs.discard(job_id)
-            return busy(full)
-        except BaseException:
-            jobs.discard(job_id)
-            raise
-        return job_answer(record)
+        return await _create_job(settings, jobs, portrait, audio, (text or "").strip() or None, options)
 
     @router.get("/api/jobs/{job_id}", response_model=JobAnswer, summary="A job's status and progress",
                 responses={404: {"model": ErrorAnswer}})
@@ -138,6 +110,39 @@ def job_router(settings: ServerSettings, jobs: JobStore) -> APIRouter:
     return router
 
 
+async def _create_job(settings: ServerSettings, jobs: JobStore, portrait: UploadFile, audio: UploadFile | None,
+                      text: str | None, options: str):
+    """POST /api/jobs: check the request, save the uploads, queue the job (202), or say what is wrong."""
+    if (audio is None) == (text is None):
+        return problem(400, "bad_input", "send either an audio file or text, not both and not neither")
+    refused = _text_problem(text, settings)
+    if refused is not None:
+        return refused
+    try:
+        chosen = request_options(options)
+    except ValueError as exc:  # OptionError and JSON over the limits
+        return problem(400, "bad_options", str(exc))
+    full = f"{settings.max_queued_jobs} jobs are already waiting: try again later"
+    try:
+        job_id, job_dir = jobs.new_job_dir()
+    except QueueFull:
+        return busy(full)
+    try:
+        await _save_inputs(job_dir, portrait, audio, settings)
+        record = jobs.submit(job_id, {"input": "audio" if audio is not None else "text", "text": text,
+                                      "options": chosen})
+    except TalkingHeadError as exc:
+        jobs.discard(job_id)
+        return problem(400, "bad_input", str(exc))
+    except QueueFull:
+        jobs.discard(job_id)
+        return busy(full)
+    except BaseException:
+        jobs.discard(job_id)
+        raise
+    return job_answer(record)
+
+
 async def _save_inputs(job_dir: Path, portrait: UploadFile, audio: UploadFile | None,
                        settings: ServerSettings) -> None:
     """Save the uploads into the job's folder and check them (TalkingHeadError says what is wrong)."""
@@ -164,10 +169,9 @@ def _check_inputs(job_dir: Path, has_audio: bool, max_audio_seconds: float) -> N
         return
     path = job_dir / AUDIO_FILE
     try:
-        samples = load_audio(path)
-        check_audio(samples, "the audio")
+        samples = check_audio_file(path, "the audio")  # decoded in a stream: memory flat in its length
     except TalkingHeadError as exc:
         raise TalkingHeadError(clean_message(exc, path, "the audio")) from None
-    if len(samples) > max_audio_seconds * SAMPLE_RATE:
-        raise TalkingHeadError(f"the audio is {len(samples) / SAMPLE_RATE:.0f} s long; this server takes at most "
+    if samples > max_audio_seconds * SAMPLE_RATE:
+        raise TalkingHeadError(f"the audio is {samples / SAMPLE_RATE:.0f} s long; this server takes at most "
                                f"{max_audio_seconds:.0f} s: split it")

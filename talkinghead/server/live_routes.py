@@ -20,7 +20,8 @@ from ..config import GenerateConfig
 from ..errors import TalkingHeadError
 from .limits import parse_json
 from .live import (AUDIO_FORMATS, DEFAULT_QUALITY, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, EncodedFrame,
-                   LIVE_DEFAULTS, SessionWorker, SessionWorkers, decision_delay_seconds, decode_pcm)
+                   LIVE_DEFAULTS, decision_delay_seconds, decode_pcm)
+from .live_worker import SessionWorker, SessionWorkers
 from .options import OptionError, build_config
 from .settings import ServerSettings
 
@@ -364,10 +365,13 @@ async def _send_frames(ws: WebSocket, outbox: _Outbox, max_wait: float) -> None:
     while not (outbox.ended.is_set() and outbox.frames.empty()):
         get = asyncio.ensure_future(outbox.frames.get())
         done_wait = asyncio.ensure_future(outbox.ended.wait())
-        await asyncio.wait({get, done_wait}, return_when=asyncio.FIRST_COMPLETED)
-        done_wait.cancel()
-        if not get.done():
-            get.cancel()
+        try:
+            await asyncio.wait({get, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this task is cancelled: no pending task left behind
+            done_wait.cancel()
+            if not get.done():
+                get.cancel()
+        if get.cancelled():
             continue
         frame: EncodedFrame = get.result()
         outbox.send_started = time.monotonic()
