@@ -261,3 +261,28 @@ def test_readme_architecture_names_every_module_and_only_real_ones():
             covered = covered or any(n.startswith(str(rel.parent) + "/") for n in named)
         assert covered, f"README's architecture section does not mention {rel}"
 
+
+
+# ------------------------------------------------------------------------------------------------
+# small files, small functions
+# ------------------------------------------------------------------------------------------------
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(PKG_DIR)): n for p in PKG_DIR.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def test_no_function_is_over_60_lines():
+    long = {}
+    for path in PKG_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(PKG_DIR)}:{node.name}"] = lines
+    assert long == {}

@@ -91,6 +91,24 @@ class MouthStyle:
         return MouthStyle(adapt(TEETH_RGB), adapt(LOWER_TEETH_RGB), adapt(CAVITY_RGB), adapt(TONGUE_RGB))
 
 
+def _with_own_interior(colour: np.ndarray, portrait: np.ndarray, source: MouthFrame, u: np.ndarray,
+                       depth: np.ndarray) -> np.ndarray:
+    """`colour` (h, w, 3) float32 with the portrait's own interior where its mouth was open that deep at u."""
+    src_up, src_lo = source.curves_at(u)
+    src_gap = src_lo - src_up
+    reuse = (src_gap > 1.5) & (depth < src_gap - 0.5)
+    if not reuse.any():
+        return colour
+    sw = src_up + depth
+    su = u * source.width
+    sx = source.origin[0] + su * source.axis[0] + sw * source.normal[0]
+    sy = source.origin[1] + su * source.axis[1] + sw * source.normal[1]
+    sampled = cv2.remap(portrait, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    blend = np.clip((src_gap - 0.5 - depth) / 1.5, 0, 1) * reuse
+    return colour * (1 - blend[..., None]) + sampled * blend[..., None]
+
+
 def draw_mouth_interior(frame: np.ndarray, portrait: np.ndarray, target: MouthFrame, source: MouthFrame,
                         style: MouthStyle) -> None:
     """Composite the mouth interior into `frame` (H, W, 3) uint8 RGB in place."""
@@ -137,19 +155,7 @@ def draw_mouth_interior(frame: np.ndarray, portrait: np.ndarray, target: MouthFr
     layer(lower_cover, style.lower_teeth[None, None] * (tooth_gaps * (1 - 0.5 * across ** 2))[..., None])
     layer(UPPER_TEETH_HEIGHT * mw * arch - depth, style.teeth[None, None] * (tooth_gaps * (1 - 0.45 * across ** 2))[..., None])
 
-    # the portrait's own interior where it was open that deep at this u
-    src_up, src_lo = source.curves_at(u)
-    src_gap = src_lo - src_up
-    reuse = (src_gap > 1.5) & (depth < src_gap - 0.5)
-    if reuse.any():
-        sw = src_up + depth
-        su = u * source.width
-        sx = source.origin[0] + su * source.axis[0] + sw * source.normal[0]
-        sy = source.origin[1] + su * source.axis[1] + sw * source.normal[1]
-        sampled = cv2.remap(portrait, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-        blend = np.clip((src_gap - 0.5 - depth) / 1.5, 0, 1) * reuse
-        colour = colour * (1 - blend[..., None]) + sampled * blend[..., None]
+    colour = _with_own_interior(colour, portrait, source, u, depth)
 
     # shadow under the upper lip and at the corners
     shade = np.clip(depth / LIP_SHADOW_PX, 0.55, 1.0) * (1 - 0.35 * across ** 4)

@@ -170,13 +170,17 @@ class GuardedH11Protocol(H11Protocol):
         super().on_response_complete()
         self._arm_header_deadline()
 
+    def handle_websocket_upgrade(self, event) -> None:  # type: ignore[override]
+        self._upgraded = True  # a WebSocket's own timeouts apply from here (live_routes)
+        super().handle_websocket_upgrade(event)
+
     def _arm_header_deadline(self) -> None:
         armed_cycle = self.cycle
         self.loop.call_later(self.header_timeout, self._header_deadline, armed_cycle)
 
     def _header_deadline(self, armed_cycle) -> None:
         """No new request's headers completed since the deadline was armed: cut the connection."""
-        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+        if getattr(self, "_upgraded", False) or self.transport.is_closing() or self.transport.get_protocol() is not self:
             return  # closed already, or upgraded to a WebSocket
         if self.cycle is armed_cycle and (armed_cycle is None or armed_cycle.response_complete):
             self.transport.close()
