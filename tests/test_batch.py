@@ -51,7 +51,7 @@ def test_a_batch_item_gives_the_same_bytes_as_generate(inputs, tmp_path):
 
     def talkinghead(*args: str) -> None:
         subprocess.run([sys.executable, "-m", "talkinghead", *args, "--size", "288", "--quiet"], check=True,
-                       env={**os.environ, "GLOG_minloglevel": "2"}, capture_output=True)
+                       env={**os.environ, "GLOG_minloglevel": "2"}, capture_output=True, cwd=tmp_path)
 
     talkinghead("generate", "--image", str(inputs / "face.png"), "--audio", str(inputs / "one.wav"),
                 "--out", str(tmp_path / "direct.mp4"))
@@ -103,7 +103,7 @@ def test_manifest_errors_stop_before_any_work(inputs, tmp_path, capsys):
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.mp4"))
     for text, words in (("not json\n", "not JSON"), ("", "no items")):
         manifest.write_text(text)
-        assert cli.main(["batch", "--manifest", str(manifest)]) == 1
+        assert cli.main(["batch", "--manifest", str(manifest), "--out-dir", str(tmp_path / "o")]) == 1
         assert words in capsys.readouterr().err
 
 
