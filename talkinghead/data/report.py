@@ -39,7 +39,7 @@ def build_report(cascade: list[dict], clips: list[dict], records: list[dict], ru
 def markdown(report: dict) -> str:
     """report.md: the cascade table, what was skipped, where the time went."""
     run = report["run"]
-    lines = [f"# Curation report", "",
+    lines = ["# Curation report", "",
              f"{report['videos']} videos -> {report['clips']} clips; kept {report['kept']['clips']} clips "
              f"({report['kept']['minutes']} min), for lip sync {report['speech_kept']['clips']} clips "
              f"({report['speech_kept']['minutes']} min, {report['speech_kept']['speakers']} speakers).", "",
