@@ -137,3 +137,15 @@ def test_inputs_speakers_and_splits(tmp_path, corpus):
     split = speaker_split(speakers)
     assert split == speaker_split(list(reversed(speakers)))  # depends on the ids only
     assert set(split.values()) == {"train", "validation"} and speaker_split(["a", "b"]).keys() == {"a", "b"}
+
+
+def test_without_ray_it_runs_in_one_process_and_says_how_to_get_parallelism(monkeypatch):
+    import sys
+
+    from talkinghead.data.runner import RAY_HINT, _import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    lines = []
+    assert _import_ray(lines.append) is None
+    assert lines == [f"ray is not installed: preparing in one process; {RAY_HINT}"]
+    assert "pip install 'talkinghead[data]'" in RAY_HINT

@@ -33,7 +33,6 @@ from .shards import write_record, write_shard
 
 FORMAT = 1  # version of the shard layout and of the record; part of the settings hash
 INT16_SCALE = 32767  # float audio in [-1, 1] <-> int16
-MIN_MOTION_FACE_SHARE = 0.5  # retargeting needs a face in at least this share of a clip's frames
 
 
 @dataclass(frozen=True)
@@ -100,12 +99,13 @@ def voice_activity(audio: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 def clip_motion(analysis: FrameAnalysis, lo: int, hi: int, fps: float) -> dict[str, np.ndarray]:
     """expression (T, 52), head (T, 6), gaze (T, 2): the motion representation relative to the clip's first
-    face frame (motion.video_driven.retarget); zeros when too few frames have a face."""
-    from ..motion.video_driven import retarget
+    face frame, smoothed and soft-limited as a driving video's (motion.video_driven.retarget); zeros when
+    too few frames have a face."""
+    from ..motion.video_driven import MIN_FOUND_SHARE, retarget
 
     t = hi - lo
     found = analysis.found[lo:hi]
-    if found.mean() < MIN_MOTION_FACE_SHARE:
+    if found.mean() < MIN_FOUND_SHARE:  # retarget refuses such a track
         return {"expression": np.zeros((t, 52), np.float32), "head": np.zeros((t, 6), np.float32),
                 "gaze": np.zeros((t, 2), np.float32)}
     track = VideoTrack(analysis.landmarks[lo:hi], analysis.blendshapes[lo:hi], found, fps, analysis.size)
