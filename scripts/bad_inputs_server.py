@@ -112,6 +112,8 @@ def _classify_http(outcome, answer, errors_before: int, errors: _ServerErrors, d
 
 def run_http(i, client, errors: _ServerErrors, data: Path, make_outcome) -> list:
     """Every REST case."""
+    from talkinghead.server.background import wait_for_job
+
     big = b"\0" * 2_500_000
     results = []
     for name, request in _http_cases(i, big):
@@ -120,7 +122,7 @@ def run_http(i, client, errors: _ServerErrors, data: Path, make_outcome) -> list
         answer = client.post("/api/jobs", **request)
         _classify_http(outcome, answer, before, errors, dirs, data)
         if answer.status_code == 202:  # accepted (face analysis runs in the job): it must fail cleanly
-            _classify_job(outcome, _wait(client, answer.json()["id"]), data)
+            _classify_job(outcome, wait_for_job(client, answer.json()["id"], JOB_WAIT_S), data)
         results.append(outcome)
     for name, path in (("unknown job", "/api/jobs/AAAAAAAAAAAAAAAAAAAAAA"), ("job id with a path", "/api/jobs/..%2F..%2Fetc"),
                        ("video of an unknown job", "/api/jobs/AAAAAAAAAAAAAAAAAAAAAA/video")):
@@ -137,16 +139,6 @@ def _classify_job(outcome, job: dict, data: Path) -> None:
     outcome.clean = job["status"] == "failed" and bool(error) and "\n" not in error and len(error) < MAX_DETAIL_CHARS
     outcome.message = error[:160]
     outcome.left_behind = sorted(p.name for p in (data / "jobs" / job["id"]).glob(".*partial*"))
-
-
-def _wait(client, job_id: str) -> dict:
-    deadline = time.monotonic() + JOB_WAIT_S
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    return job
 
 
 def run_raw(url: str, make_outcome) -> list:

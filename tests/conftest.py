@@ -139,3 +139,12 @@ def demo_mp4_frames(demo_mp4) -> list[np.ndarray]:
     from talkinghead.io import read_video_frames
 
     return list(read_video_frames(demo_mp4[0]))
+
+
+@pytest.fixture()
+def http(server):
+    """An HTTP client for the module's `server` fixture (a BackgroundServer)."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client

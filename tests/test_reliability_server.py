@@ -12,7 +12,6 @@ import signal
 import socket
 import threading
 import time
-import wave
 
 import numpy as np
 import pytest
@@ -27,18 +26,12 @@ from talkinghead.server.background import BackgroundServer  # noqa: E402
 from talkinghead.server.limits import MAX_JSON_DEPTH, JsonLimitError, parse_json  # noqa: E402
 from talkinghead.server.settings import ServerSettings  # noqa: E402
 
+from test_server import wav_bytes  # noqa: E402  (tests/ is on sys.path)
+
 UPLOAD_LIMIT_MB = 1
 UNREAD_S = 10.0  # how long the slow client leaves frames unread (~4 MB of buffers fill within a few seconds)
 
 
-def wav_bytes(samples: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +41,6 @@ def server(tmp_path_factory):
                               live_max_backlog_s=1.0, live_start_timeout_s=30)
     with BackgroundServer(settings) as running:
         yield running
-
-
-@pytest.fixture()
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
 
 
 def post_job(http, portrait: bytes, audio: bytes, options: str = "{}"):

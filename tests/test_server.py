@@ -28,6 +28,7 @@ from PIL import Image  # noqa: E402
 
 from talkinghead.audio.features import SAMPLE_RATE, frame_count  # noqa: E402
 from talkinghead.config import GenerateConfig, MotionConfig  # noqa: E402
+from talkinghead.server import background  # noqa: E402
 from talkinghead.server.background import BackgroundServer  # noqa: E402
 from talkinghead.server.live import (LIVE_DEFAULTS, END_OF_AUDIO, FRAME_HEADER, LiveSession, decision_delay_seconds,  # noqa: E402
                                      encode_frame)
@@ -75,12 +76,6 @@ def server(tmp_path_factory):
         yield running
 
 
-@pytest.fixture()
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
-
-
 def submit(http, portrait: bytes, audio: bytes | None = None, text: str | None = None, options: dict | None = None):
     files = {"portrait": ("face.png", portrait, "image/png")}
     if audio is not None:
@@ -92,13 +87,9 @@ def submit(http, portrait: bytes, audio: bytes | None = None, text: str | None =
 
 
 def wait_for_job(http, job_id: str) -> dict:
-    deadline = time.monotonic() + JOB_WAIT_S
-    while time.monotonic() < deadline:
-        job = http.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish in {JOB_WAIT_S} s")
+    job = background.wait_for_job(http, job_id, JOB_WAIT_S)
+    assert job["status"] in ("done", "failed"), f"job {job_id} did not finish in {JOB_WAIT_S} s"
+    return job
 
 
 # ------------------------------------------------------------------------------------------------

@@ -47,3 +47,14 @@ class BackgroundServer:
     def __exit__(self, *exc) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=30)
+
+
+def wait_for_job(client, job_id: str, timeout_s: float, poll_s: float = 0.2) -> dict:
+    """Poll GET /api/jobs/{id} with an httpx-style `client` until the job is done or failed, or `timeout_s`
+    passes; returns the last answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(poll_s)
