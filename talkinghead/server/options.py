@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..config import PRESETS, ConfigError, GenerateConfig, fmt, preset_changes
+from ..config import PRESETS, ConfigError, GenerateConfig, fmt, preset_changes, quote
 from ..schema import OptionSpec, option_specs, specs_by_name, with_values
 
 # Shown first in the page, in this order; the rest follow in schema order.
@@ -54,12 +54,7 @@ class Option:
         try:
             return self.spec.parse(value)
         except ConfigError as exc:
-            raise OptionError(f"option '{self.name}' = {_short(value)} is not allowed: {exc.allowed}") from None
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+            raise OptionError(f"option '{self.name}' = {quote(value)} is not allowed: {exc.allowed}") from None
 
 
 def served(spec: OptionSpec) -> bool:
@@ -94,7 +89,7 @@ def parse_options(values: Mapping[str, Any] | None,
         option = table.get(key)
         if option is None:
             known = ", ".join(o.name for o in config_options())
-            raise OptionError(f"unknown option {_short(key)}: known options are {known}")
+            raise OptionError(f"unknown option {quote(key)}: known options are {known}")
         parsed = option.parse(value)
         lo, hi = {**SERVER_BOUNDS, **(bounds or {})}.get(option.name, (None, None))
         if lo is not None and not lo <= parsed <= hi:
