@@ -9,6 +9,7 @@ options and eval's `--variant` settings; nothing else states a default, a choice
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import typing
@@ -110,7 +111,7 @@ class Validated:
     SECTION = ""  # the path of this config in GenerateConfig ("motion", ...), "" for the top
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = field_types(type(self))
         for f in fields(self):
             value = getattr(self, f.name)
             if is_dataclass(value):
@@ -119,6 +120,12 @@ class Validated:
             problem = check_value(hints[f.name], f.metadata, value)
             if problem:
                 raise ConfigError(path, value, problem)
+
+
+@functools.lru_cache(maxsize=None)
+def field_types(cls: type) -> dict[str, Any]:
+    """A config class's resolved field annotations (resolved once per class)."""
+    return typing.get_type_hints(cls)
 
 
 def check_value(hint: Any, meta: typing.Mapping, value: Any) -> str:
