@@ -67,8 +67,6 @@ class ItemResult:
 
 def read_manifest(path: Path, out_dir: Path) -> list[BatchItem]:
     """Items of a CSV (header row) or JSON-lines manifest; relative paths are the manifest's folder's."""
-    if not path.is_file():
-        raise TalkingHeadError(f"manifest {path} does not exist: give a .csv or .jsonl file of image, audio, out, ...")
     rows = _manifest_rows(path)
     if not rows:
         raise TalkingHeadError(f"manifest {path} has no items: add a row per video (image, audio or text, ...)")
@@ -86,7 +84,11 @@ def read_manifest(path: Path, out_dir: Path) -> list[BatchItem]:
 
 
 def _manifest_rows(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    from .io import read_text_file
+
+    if path.suffix.lower() not in (".jsonl", ".json", ".csv"):
+        raise TalkingHeadError(f"manifest {path}: use a .csv (with a header row) or a .jsonl file")
+    text = read_text_file(path, "manifest", "a UTF-8 .csv or .jsonl file of image, audio, out, ...")
     if path.suffix.lower() in (".jsonl", ".json"):
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -99,8 +101,6 @@ def _manifest_rows(path: Path) -> list[dict]:
                     raise TalkingHeadError(f"manifest {path}, line {n}: write one JSON object per line")
                 rows.append(row)
         return rows
-    if path.suffix.lower() != ".csv":
-        raise TalkingHeadError(f"manifest {path}: use a .csv (with a header row) or a .jsonl file")
     return list(csv.DictReader(text.splitlines()))
 
 

@@ -105,6 +105,13 @@ def test_manifest_errors_stop_before_any_work(inputs, tmp_path, capsys):
         manifest.write_text(text)
         assert cli.main(["batch", "--manifest", str(manifest), "--out-dir", str(tmp_path / "o")]) == 1
         assert words in capsys.readouterr().err
+    binary = tmp_path / "jobs.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    for path, words in ((binary, "cannot read manifest"), (tmp_path / "missing.csv", "not found"),
+                        (inputs / "face.png", "use a .csv")):
+        assert cli.main(["batch", "--manifest", str(path), "--out-dir", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0] and "Traceback" not in err[0], err
 
 
 def test_folders_give_every_pair_with_default_names(inputs, tmp_path):
