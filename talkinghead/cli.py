@@ -22,7 +22,8 @@ DEMO_PORTRAIT, DEMO_SPEECH = ASSETS_DIR / "astronaut.png", ASSETS_DIR / "demo_sp
 # Other subcommands live beside the code they drive. Each module defines `add_parser(subparsers)`,
 # which registers its subcommand with `set_defaults(run=...)`, `run(args) -> int` taking the parsed
 # arguments. Modules must import only argparse-level things at the top (keeps `--help` fast).
-SUBCOMMAND_MODULES = ("talkinghead.batch", "talkinghead.data.cli", "talkinghead.evaluation.cli", "talkinghead.server.cli")
+SUBCOMMAND_MODULES = ("talkinghead.batch", "talkinghead.data.cli", "talkinghead.evaluation.cli", "talkinghead.server.cli",
+                      "talkinghead.training.cli")
 GENERATE_EXAMPLES = """examples:
   talkinghead generate --image face.jpg --audio speech.wav                 # writes face_speech.mp4 here
   talkinghead generate --image face.jpg --text 'Hello, world.' --out hello.mp4

@@ -204,6 +204,18 @@ class MotionConfig(Validated):
                               default_text="the bundled model", flag="--mouth-model")
     silence_mouth: Literal["closed", "portrait"] = option(
         "closed", "where the speech mouth rests in pauses: closed lips, or the portrait's own mouth")
+    generator: Literal["rules", "diffusion", "diffusion-live"] = option(
+        "rules", "head, blinks, gaze and brows from: rules (seeded schedules and prosody), diffusion (the learned "
+        "motion model, 2 s windows) or diffusion-live (its causal version, 80 ms windows, for live sessions); "
+        "the mouth always comes from --mouth")
+    motion_model: str = option("", "a trained motion model (.npz from `talkinghead train motion`) for the diffusion "
+                               "generators", default_text="the bundled model", flag="--motion-model")
+    diffusion_steps: int = option(4, "sampling steps of the diffusion generators (more: slower, see the README's "
+                                  "steps table)", range=(1, 100))
+    sampler: Literal["dpmpp_2m", "euler", "heun"] = option(
+        "dpmpp_2m", "diffusion sampler: DPM-Solver++(2M), Euler or Heun (Heun costs two network calls a step)")
+    audio_guidance: float = option(1.0, "classifier-free guidance on the audio: 1 samples the conditioned model, "
+                                   "above 1 follows the voice more (two network calls a step)", range=(0.0, 5.0))
 
 
 @dataclass(frozen=True)

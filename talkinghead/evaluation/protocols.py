@@ -26,6 +26,7 @@ from ..face.measure import mouth_aperture
 from ..pipeline import Pipeline, prepare_portrait
 from ..face.tracking import VideoTrack, track_video
 from . import identity, metrics
+from .motion_measures import motion_figures
 from .variants import FROZEN, REAL, Variant, for_clip
 from .voice import voiced_frames
 
@@ -176,7 +177,8 @@ def _speech_stats(apertures: np.ndarray, voiced: np.ndarray) -> dict:
 
 def self_reenactment_row(clip: str, system: str, video: Measured, real: Measured, reference: np.ndarray,
                          portrait: np.ndarray, portrait_landmarks: np.ndarray, voiced: np.ndarray, fps: float,
-                         audio_seconds: float, scorer: Scorer, real_jitter: float, real_spread: float) -> dict:
+                         audio_seconds: float, scorer: Scorer, real_jitter: float, real_spread: float,
+                         loudness_db: np.ndarray) -> dict:
     """All self-reenactment figures of one video (generated, real or frozen) against the real one.
 
     `reference` is the real first frame's landmarks (pose reference, resting gap); `portrait` and
@@ -188,7 +190,8 @@ def self_reenactment_row(clip: str, system: str, video: Measured, real: Measured
     rest = float(mouth_aperture(reference))
     own_reference = portrait_landmarks.astype(np.float64)
     jitter = metrics.jitter(video.landmarks, own_reference)
-    spread = metrics.rotation_spread(metrics.head_rotations(video.landmarks, own_reference))
+    rotations = metrics.head_rotations(video.landmarks, own_reference)
+    spread = metrics.rotation_spread(rotations)
     row = {
         "clip": clip,
         "system": system,
@@ -208,6 +211,7 @@ def self_reenactment_row(clip: str, system: str, video: Measured, real: Measured
         "head_spread_ratio": _ratio(spread, real_spread),
         "jitter_ratio": _ratio(jitter, real_jitter),
         "realtime_factor": _ratio(audio_seconds, video.generation_seconds),
+        **motion_figures(rotations, video.blendshapes, loudness_db, fps),
         **_speech_stats(gen_ap, voiced),
         **scorer.pixel_scores(video, portrait, portrait_landmarks),
     }
@@ -232,6 +236,8 @@ def cross_identity_row(portrait_name: str, speech_name: str, system: str, video:
         "aperture_loudness_r": metrics.pearson(apertures[:n], np.maximum(loudness_db[:n], LOUDNESS_FLOOR_DB)),
         "blinks_per_minute": metrics.blinks_per_minute(video.landmarks, fps),
         "realtime_factor": _ratio(audio_seconds, video.generation_seconds),
+        **motion_figures(metrics.head_rotations(video.landmarks, portrait_landmarks.astype(np.float64)),
+                         video.blendshapes, loudness_db, fps),
         **_speech_stats(apertures, voiced),
         **scorer.pixel_scores(video, portrait, portrait_landmarks),
     }
@@ -291,7 +297,8 @@ def self_reenactment(clip: Path, variants: list[Variant], scorer: Scorer, out_di
     real_jitter = metrics.jitter(real.landmarks, real_reference)
     real_spread = metrics.rotation_spread(metrics.head_rotations(real.landmarks, real_reference))
     args = dict(voiced=voiced, fps=fps, audio_seconds=audio_seconds, scorer=scorer,
-                real_jitter=real_jitter, real_spread=real_spread)
+                real_jitter=real_jitter, real_spread=real_spread,
+                loudness_db=extract_features(audio, round(fps)).loudness_db)
     rows = [self_reenactment_row(clip.stem, REAL, real, real, real_reference, portrait_full, real_reference, **args)]
     frozen = frozen_measured(portrait_full, real.landmarks[0], real.blendshapes[0], n)
     rows.append(self_reenactment_row(clip.stem, FROZEN, frozen, real, real_reference, portrait_full, real_reference,

@@ -34,6 +34,8 @@ COLUMNS = {
     "jitter_ratio": ("jitter / real", "{:.2f}"),
     "blinks_per_minute": ("blinks/min", "{:.0f}"),
     "head_spread_ratio": ("head spread / real", "{:.2f}"),
+    "audio_motion_alignment": ("head~speech r (3 s)", "{:.2f}"),
+    "motion_fd": ("motion FD", "{:.2f}"),
     "background_change": ("background diff", "{:.1f}"),
     "sharpness_ratio": ("sharpness / portrait", "{:.2f}"),
     "realtime_factor": ("x real time", "{:.1f}"),
@@ -41,10 +43,10 @@ COLUMNS = {
 SELF_COLUMNS = {k: COLUMNS[k] for k in (
     "lipsync_r", "lipsync_best_lag", "lipsync_best_r", "jaw_open_r", "lmd", "silence_rest_share",
     "speech_longest_freeze_s", "aperture_speech_std", "identity_distance", "jitter_ratio", "blinks_per_minute",
-    "head_spread_ratio", "background_change", "sharpness_ratio", "realtime_factor")}
+    "head_spread_ratio", "audio_motion_alignment", "background_change", "sharpness_ratio", "realtime_factor")}
 CROSS_COLUMNS = {k: COLUMNS[k] for k in (
     "valid", "face_found", "identity_distance", "silence_rest_share", "aperture_loudness_r", "aperture_speech_std",
-    "blinks_per_minute", "realtime_factor")}
+    "blinks_per_minute", "audio_motion_alignment", "realtime_factor")}
 
 def _clean(value):
     """JSON-safe: NaN -> None, numpy scalars -> Python."""
@@ -98,7 +100,8 @@ def write_markdown(path: Path, report: dict) -> None:
         section = report["self_reenactment"]
         parts += ["## Self-reenactment (first frame + real audio, compared with the real video)", "",
                   "Mean over clips. `real` is the real video against itself, `frozen` its first frame held still.", "",
-                  markdown_table(summary_rows(section["summary"]), ["system"], {"runs": ("clips", "{:d}"), **SELF_COLUMNS}),
+                  markdown_table(summary_rows(section["summary"]), ["system"],
+                                 {"runs": ("clips", "{:d}"), **SELF_COLUMNS, "motion_fd": COLUMNS["motion_fd"]}),
                   "", "### Per clip", "",
                   markdown_table(section["rows"], ["clip", "system"], SELF_COLUMNS), ""]
     if "cross_identity" in report:

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..errors import TalkingHeadError
 from . import protocols, report
 from .protocols import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Scorer, files_in
-from .variants import Variant
+from .motion_measures import add_motion_distance
+from .variants import REAL, Variant
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkinghead" / "tracks"
 
@@ -75,6 +76,7 @@ def evaluate(data: Path, out_dir: Path, variants: list[Variant], protocol: str =
                                   out_dir)
         if chosen:
             result["self_reenactment"] = {"rows": rows, "summary": protocols.summarize(rows)}
+            add_motion_distance(result["self_reenactment"], REAL)
 
     if protocol in ("cross", "both"):
         images = _select(files_in(data, IMAGE_SUFFIXES), portraits, "portrait", data)

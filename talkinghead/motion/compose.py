@@ -26,10 +26,24 @@ from .video_driven import DrivingMotion, VideoDrivenMotion
 
 
 def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False) -> MotionSource:
-    """The audio-driven source MotionConfig.mouth names: the learned speech model or the loudness rules.
+    """The audio-driven source MotionConfig names: the mouth from the speech model or the loudness rules,
+    the rest of the face and the head from the rules or the diffusion model (MotionConfig.generator).
 
     portrait_lips_closed: the portrait's own lips are closed, so silence keeps its mouth exactly as it is
     (rather than the closed pose rebuilt from coefficients, which can leave a sliver of a gap)."""
+    mouth = mouth_source(config, portrait_lips_closed)
+    if config.generator == "rules":
+        return mouth
+    from .learned.checkpoint import CAUSAL_MODEL_PATH, MODEL_PATH, load_cached
+    from .learned.source import DiffusionMotion, Sampling
+
+    bundled = CAUSAL_MODEL_PATH if config.generator == "diffusion-live" else MODEL_PATH
+    model = load_cached(str(Path(config.motion_model) if config.motion_model else bundled))
+    return DiffusionMotion(model, mouth, config, Sampling(config.diffusion_steps, config.sampler, config.audio_guidance))
+
+
+def mouth_source(config: MotionConfig, portrait_lips_closed: bool = False) -> MotionSource:
+    """The source MotionConfig.mouth names (it also moves the head, eyes and brows by the rules)."""
     from .learned_mouth import LearnedMouthMotion, MouthModel
 
     if config.mouth == "loudness":

@@ -17,7 +17,7 @@ from ..schema import OptionSpec, option_specs, specs_by_name, with_values
 # Shown first in the page, in this order; the rest follow in schema order.
 COMMON_OPTIONS = ("motion.seed", "motion.blink_rate", "motion.head_amplitude", "motion.mouth_amplitude",
                   "motion.lookahead_frames")
-PATH_OPTIONS = frozenset({"motion.mouth_model"})  # a file path: requests never name files on the server's disk
+PATH_OPTIONS = frozenset({"motion.mouth_model", "motion.motion_model"})  # a file path: requests never name files on the server's disk
 SERVER_BOUNDS = {"render.size": (64, 1024)}  # the server's own limits, tighter than the schema's ranges
 
 

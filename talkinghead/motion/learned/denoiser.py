@@ -1,0 +1,54 @@
+"""EDM preconditioning around the network, and classifier-free guidance (k-diffusion's wrapper layer).
+
+Karras et al. 2022 (EDM), Table 1: D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) with
+c_skip = sd^2 / (sigma^2 + sd^2), c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2),
+c_noise = log(sigma) / 4.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+# network(x, c_noise, **condition) -> F
+Network = Callable[..., np.ndarray]
+
+
+def edm_scalings(sigma: np.ndarray, sigma_data: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(c_skip, c_out, c_in, c_noise) for noise levels sigma (B,)."""
+    sigma = np.asarray(sigma, np.float32)
+    total = sigma ** 2 + sigma_data ** 2
+    return sigma_data ** 2 / total, sigma * sigma_data / np.sqrt(total), 1 / np.sqrt(total), np.log(sigma) / 4
+
+
+class Denoiser:
+    """D(x, sigma, **condition): the network's output turned into a denoised estimate (EDM)."""
+
+    def __init__(self, network: Network, sigma_data: float):
+        self.network = network
+        self.sigma_data = sigma_data
+
+    def __call__(self, x: np.ndarray, sigma: np.ndarray, **condition) -> np.ndarray:
+        """x (B, W, D) noisy, sigma (B,) -> (B, W, D) denoised."""
+        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
+        f = self.network(x * c_in[:, None, None], c_noise, **condition)
+        return c_skip[:, None, None] * x + c_out[:, None, None] * f
+
+
+def guided(denoiser: Callable[..., np.ndarray], conditioned: dict, unconditioned: dict,
+           scale: float) -> Callable[..., np.ndarray]:
+    """Classifier-free guidance (Ho & Salimans 2022): D_u + scale (D_c - D_u), both in one batch.
+
+    `conditioned` and `unconditioned` are the condition keyword arguments of each branch; scale 1 is
+    the conditioned model alone (one network call)."""
+    if scale == 1.0:
+        return lambda x, sigma: denoiser(x, sigma, **conditioned)
+
+    def model(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        both = {k: np.concatenate([conditioned[k], unconditioned[k]]) for k in conditioned}
+        d = denoiser(np.concatenate([x, x]), np.concatenate([sigma, sigma]), **both)
+        d_cond, d_uncond = d[:len(x)], d[len(x):]
+        return d_uncond + scale * (d_cond - d_uncond)
+
+    return model

@@ -1,0 +1,198 @@
+"""DiffusionMotion: the MotionSource that samples the motion model window after window.
+
+Each window of `window` model frames is sampled from noise (seeded by the clip seed and the window's
+index, so chunking never changes the output) conditioned on the `previous` frames already generated,
+the prosody of its audio (and of the previous frames'), the portrait's rest expression and the head
+controls; the next window continues from it, so any length works without seams or drift (VASA-1's
+scheme). The mouth comes from another MotionSource (the speech model by default): its mouth
+coefficients replace the generated ones. The model runs at its own frame rate (25 fps); audio rows
+are picked and motion interpolated for other video rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...audio.features import AudioFeatures
+from ...config import MotionConfig
+from ..base import MotionSource
+from ..mixer import REGION_INDEX
+from ..types import Motion
+from .checkpoint import MotionModel
+from .denoiser import Denoiser, guided
+from .network import MotionTransformer
+from .representation import AUDIO_DIMS, GAZE, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors, vectors_to_motion
+from .samplers import karras_sigmas, sampler
+
+WINDOW_SEED = 7  # stream id of the window noise in np.random.default_rng([seed, WINDOW_SEED, window])
+CONTROL_SCALE_RANGE = (0.5, 2.0)  # head amplitude / speed factors the model is conditioned on (its training
+# windows span about this range around the median); the amplitude beyond it is applied by scaling
+SILENT_AUDIO = np.array([LOUDNESS_FLOOR_DB], np.float32)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How windows are sampled: steps, sampler name, audio guidance scale."""
+
+    steps: int = 4
+    sampler: str = "dpmpp_2m"
+    audio_guidance: float = 1.0
+
+
+def silent_rows(count: int) -> np.ndarray:
+    """Audio vectors of silence (past the end of the clip)."""
+    silence = AudioFeatures(np.full(count, LOUDNESS_FLOOR_DB, np.float32), np.zeros((count, 3), np.float32),
+                            np.zeros(count, np.float32), np.zeros(count, np.float32))
+    return audio_vectors(silence, float(LOUDNESS_FLOOR_DB))
+
+
+class WindowGenerator:
+    """Samples one window of standardised motion given its conditions (no state between windows)."""
+
+    def __init__(self, model: MotionModel, sampling: Sampling, config: MotionConfig):
+        c = model.config
+        self.model, self.sampling, self.seed = model, sampling, config.seed
+        self.denoiser = Denoiser(MotionTransformer(c, model.weights), c.sigma_data)
+        self.sigmas = karras_sigmas(sampling.steps, c.sigma_min, c.sigma_max)
+        self.sample = sampler(sampling.sampler)
+        s = model.stats
+        lo, hi = CONTROL_SCALE_RANGE
+        self.amplitude_used = float(np.clip(config.head_amplitude, lo, hi))
+        factors = np.log([self.amplitude_used, float(np.clip(config.head_speed, lo, hi))])
+        self.controls = (factors / s["control_std"]).astype(np.float32)  # standardised: the median is 0
+
+    def __call__(self, index: int, previous: np.ndarray | None, audio: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """Window `index`: previous (P, D) standardised or None, audio (P+W, A) raw -> (W, D) standardised."""
+        c, s = self.model.config, self.model.stats
+        has_previous = previous is not None
+        previous = previous if has_previous else np.zeros((c.previous, c.motion_dims), np.float32)
+        audio = ((audio - s["audio_mean"]) / s["audio_std"]).astype(np.float32)
+        rest = ((rest - s["rest_mean"]) / s["rest_std"]).astype(np.float32)
+
+        def branch(has_audio: bool) -> dict:
+            flags = np.array([float(has_audio), 1.0, float(has_previous)], np.float32)
+            return {"previous": previous[None], "audio": (audio if has_audio else np.zeros_like(audio))[None],
+                    "conditioning": np.concatenate([rest, self.controls, flags])[None]}
+
+        model = guided(self.denoiser, branch(True), branch(False), self.sampling.audio_guidance)
+        noise = np.random.default_rng([self.seed, WINDOW_SEED, index]).standard_normal((1, c.window, c.motion_dims))
+        x = (noise * self.sigmas[0]).astype(np.float32)
+        return self.sample(model, x, self.sigmas)[0]
+
+
+class DiffusionMotion:
+    """MotionSource: head, gaze, blinks, brows and the rest of the face from the motion model; the mouth
+    from `mouth` (see module docstring). Identical output for any chunking and the same seed."""
+
+    def __init__(self, model: MotionModel, mouth: MotionSource, config: MotionConfig = MotionConfig(),
+                 sampling: Sampling = Sampling()):
+        self.model, self.mouth, self.config = model, mouth, config
+        self.generate_window = WindowGenerator(model, sampling, config)
+        self.lookahead = model.config.window  # set again in start() for the video's frame rate
+
+    def start(self, rest_expression: np.ndarray, fps: float) -> None:
+        """Reset for a new clip."""
+        c = self.model.config
+        self.fps, self.rest = float(fps), np.asarray(rest_expression, np.float32).copy()
+        self.ratio = c.fps / self.fps  # model frames per video frame
+        self.mouth.start(rest_expression, fps)
+        self.lookahead = max(getattr(self.mouth, "lookahead", 0), int(np.ceil(c.window / self.ratio)))
+        self._audio = np.zeros((0, AUDIO_DIMS), np.float32)  # rows from video frame _audio_start on
+        self._audio_start = 0
+        self._last_loudness: float | None = None
+        self._motion = np.zeros((0, c.motion_dims), np.float32)  # standardised, model frames from _motion_start
+        self._motion_start = 0
+        self._windows = 0
+        self._mouth = Motion.empty()  # mouth-source frames from _next on
+        self._next = 0  # next video frame to emit
+        self._frames = 0  # video frames of audio received
+
+    def push(self, features: AudioFeatures) -> Motion:
+        """Consume features; return the frames now decided."""
+        if len(features):
+            self._audio = np.concatenate([self._audio, audio_vectors(features, self._last_loudness)])
+            self._last_loudness = float(features.loudness_db[-1])
+            self._frames += len(features)
+        self._mouth = Motion.concat([self._mouth, self.mouth.push(features)])
+        while self._window_ready(self._windows):
+            self._generate()
+        return self._emit(final=False)
+
+    def flush(self) -> Motion:
+        """Generate the windows the clip's end needs (audio past it is silence) and return the rest."""
+        self._mouth = Motion.concat([self._mouth, self.mouth.flush()])
+        while self._model_frames() - 1 < np.ceil((self._frames - 1) * self.ratio):
+            self._generate()
+        return self._emit(final=True)
+
+    def _model_frames(self) -> int:
+        return self._motion_start + len(self._motion)
+
+    def _audio_row(self, model_frame: int) -> int:
+        """The video frame whose audio a model frame reads."""
+        return int(round(model_frame / self.ratio))
+
+    def _window_ready(self, index: int) -> bool:
+        last = (index + 1) * self.model.config.window - 1
+        return self._audio_row(last) < self._frames
+
+    def _generate(self) -> None:
+        """Sample the next window from the motion and audio before it."""
+        c = self.model.config
+        first = self._windows * c.window
+        frames = np.arange(first - c.previous, first + c.window)
+        rows = np.array([self._audio_row(max(f, 0)) for f in frames]) - self._audio_start
+        audio = np.concatenate([self._audio, silent_rows(1)])[np.minimum(rows, len(self._audio))]
+        previous = self._motion[-c.previous:] if self._windows else None
+        window = self.generate_window(self._windows, previous, audio, self.rest)
+        self._motion = np.concatenate([self._motion, window.astype(np.float32)])
+        self._windows += 1
+        self._trim()
+
+    def _trim(self) -> None:
+        """Keep only what later windows and frames need (memory is flat for any length)."""
+        c = self.model.config
+        keep_from = min(self._model_frames() - c.previous, int(np.floor(self._next * self.ratio)))
+        drop = max(0, keep_from - self._motion_start)
+        self._motion, self._motion_start = self._motion[drop:], self._motion_start + drop
+        first_needed = self._audio_row(max(self._windows * c.window - c.previous, 0))
+        drop = max(0, min(first_needed, self._frames) - self._audio_start)
+        self._audio, self._audio_start = self._audio[drop:], self._audio_start + drop
+
+    def _emit(self, final: bool) -> Motion:
+        """Video frames whose generated motion and mouth are both known."""
+        last_model = self._model_frames() - 1
+        count = 0
+        while self._next + count < self._frames and count < len(self._mouth) \
+                and np.ceil((self._next + count) * self.ratio) <= last_model:
+            count += 1
+        if final and count < min(self._frames - self._next, len(self._mouth)):
+            raise AssertionError("flush left frames undecided")
+        if count == 0:
+            return Motion.empty()
+        positions = (self._next + np.arange(count)) * self.ratio - self._motion_start
+        below = np.floor(positions).astype(int)
+        weight = (positions - below)[:, None]
+        above = np.minimum(below + 1, len(self._motion) - 1)
+        standardised = (1 - weight) * self._motion[below] + weight * self._motion[above]
+        s = self.model.stats
+        motion = self._finish(standardised * s["motion_std"] + s["motion_mean"], self._mouth[:count])
+        self._mouth = self._mouth[count:]
+        self._next += count
+        self._trim()
+        return motion
+
+    def _finish(self, vectors: np.ndarray, mouth: Motion) -> Motion:
+        """Generated vectors -> Motion: head amplitude beyond the conditioned range, gaze switch, the mouth."""
+        vectors = vectors.astype(np.float32).copy()
+        scale = self.config.head_amplitude / self.generate_window.amplitude_used
+        vectors[:, ROTATION] *= scale
+        vectors[:, TRANSLATION] *= scale
+        if not self.config.gaze_saccades:
+            vectors[:, GAZE] = 0.0
+        motion = vectors_to_motion(vectors, self.rest)
+        mouth_ids = REGION_INDEX["mouth"]
+        motion.expression[:, mouth_ids] = mouth.expression[:, mouth_ids]
+        return motion

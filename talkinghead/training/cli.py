@@ -1,0 +1,72 @@
+"""The `talkinghead train` subcommand (registered by talkinghead.cli): `talkinghead train motion`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+CONFIG_NAMES = ("tiny", "cpu", "cpu_causal", "gpu")  # training/motion_train.CONFIGS (torch is imported lazily)
+EXAMPLES = """examples:
+  pip install 'talkinghead[train]'    # torch 2.13.0, CPU build
+  talkinghead data prepare ../shared/data/train --out build/train --speakers scripts/train_speakers.tsv
+  talkinghead train motion --data build/train --config cpu --out build/motion_model.npz
+  talkinghead train motion --data build/train --config cpu_causal --out build/motion_model_causal.npz
+  talkinghead generate --image face.jpg --audio speech.wav --motion diffusion --motion-model build/motion_model.npz
+"""
+
+
+def add_parser(subparsers) -> None:
+    """Register `train motion`."""
+    p = subparsers.add_parser("train", help="train the learned parts on prepared data",
+                              description="Training tools (needs the `train` extra). See docs/motion_model.md.")
+    sub = p.add_subparsers(dest="train_command", required=True)
+    q = sub.add_parser("motion", help="train the diffusion motion model on `talkinghead data prepare` shards",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                       description="Train the motion model (head, expression, gaze; EDM diffusion transformer) and "
+                                   "write a NumPy checkpoint that carries its config.")
+    q.add_argument("--data", type=Path, required=True, help="a folder written by `talkinghead data prepare`")
+    q.add_argument("--config", choices=CONFIG_NAMES, default="cpu",
+                   help="size and schedule: tiny (CI, seconds), cpu (2 s windows, ~20 min on 2 cores), cpu_causal "
+                        "(80 ms windows for live), gpu (8 x 512, for hours of video) (default: cpu)")
+    q.add_argument("--out", type=Path, required=True, help="checkpoint to write (.npz)")
+    q.add_argument("--steps", type=int, help="override the config's number of steps")
+    q.add_argument("--seed", type=int, help="override the config's seed (default 0)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Train and write the checkpoint; one line for bad input."""
+    from ..errors import TalkingHeadError
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("error: training needs torch: pip install 'talkinghead[train]' (torch 2.13.0, CPU build)", file=sys.stderr)
+        return 2
+    if args.out.exists() and not args.overwrite:
+        print(f"error: '{args.out}' exists: pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    if args.steps is not None and args.steps < 1:
+        print("error: --steps must be at least 1", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    from .motion_data import load_dataset
+    from .motion_train import CONFIGS, train, with_overrides
+
+    config = with_overrides(CONFIGS[args.config], args.steps, args.seed)
+    try:
+        clips = load_dataset(args.data, config.model.fps)
+        with tqdm(total=config.steps, disable=args.quiet, desc="training", unit="step") as bar:
+            model = train(clips, config, lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")))
+    except TalkingHeadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    model.save(args.out)
+    last = model.info["history"][-1]
+    print(f"wrote {args.out}: {len(model.info['clips'])} clips, {model.info['train_frames']} frames, "
+          f"{config.steps} steps in {model.info['seconds']} s, validation loss {last['validation']:.3f}")
+    return 0

@@ -1,0 +1,185 @@
+"""Train the motion model (EDM, Karras et al. 2022) on prepared shards; write a NumPy checkpoint.
+
+    python -m talkinghead train motion --data build/train --config cpu --out motion_model.npz
+
+One step: B random windows of previous + window frames -> standardise -> drop conditions at random
+(classifier-free guidance) -> noise the window at sigma ~ logN(P_MEAN, P_STD) -> the network
+predicts EDM's F target -> MSE. Mirrored copies (left <-> right) double the little data there is.
+Seeded: the same data, config and seed give the same checkpoint on the same machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..face import landmarks as L
+from ..motion.learned.checkpoint import ModelConfig, MotionModel
+from ..motion.learned.denoiser import edm_scalings
+from ..motion.learned.representation import EXPRESSION, GAZE, HEAD
+from .motion_data import Clip, WindowSampler, statistics
+from .motion_network import MotionTransformerTorch, export_weights
+
+P_MEAN, P_STD = -1.2, 1.2  # EDM's training noise distribution (log-normal sigma)
+MIRRORED_HEAD = np.array([-1, 1, -1, -1, 1, 1], np.float32)  # yaw, roll and tx change sign in a mirror
+MIRRORED_EXPRESSION = np.array([L.BLENDSHAPE_INDEX[n.replace("Left", "#").replace("Right", "Left").replace("#", "Right")]
+                                for n in L.BLENDSHAPE_NAMES])  # Left and Right swap places
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run; `model` is stored in the checkpoint, the rest in its info."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    steps: int = 4000
+    batch: int = 32
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    ema_decay: float = 0.999
+    dropout: float = 0.1  # after attention and MLP, in training only (little data)
+    drop_audio: float = 0.2  # condition dropout: share of windows trained without audio
+    drop_controls: float = 0.3
+    drop_previous: float = 0.1  # trains the first window of a clip (no motion before it)
+    mirror: float = 0.5
+    seed: int = 0
+    validate_every: int = 250
+
+
+CONFIGS = {
+    # CI: trains in seconds, tests shapes, determinism and that the loss falls
+    "tiny": TrainConfig(ModelConfig(width=32, layers=1, heads=2, window=8, previous=4), steps=60, batch=8,
+                        learning_rate=3e-3, warmup_steps=5, ema_decay=0.9, validate_every=40),
+    # this 2-core machine, about 20 minutes: 2 s windows for offline generation
+    "cpu": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10), steps=3000, batch=32),
+    # live sessions: 2-frame (80 ms) windows after 24 frames of context
+    "cpu_causal": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=2, previous=24), steps=4000,
+                              batch=64),
+    # an accelerator and hours of video (IMTalker's size: 8 layers of width 512)
+    "gpu": TrainConfig(ModelConfig(width=512, layers=8, heads=8, window=50, previous=10), steps=100_000, batch=256,
+                       learning_rate=2e-4, warmup_steps=2000, ema_decay=0.9999, validate_every=2000),
+}
+
+
+def mirror(batch: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    """Mirror the motion and rest of `rows` in place (the audio is unchanged)."""
+    m = batch["motion"][rows]
+    m[..., HEAD] *= MIRRORED_HEAD
+    m[..., GAZE.start] *= -1
+    m[..., EXPRESSION] = m[..., EXPRESSION][..., MIRRORED_EXPRESSION]
+    batch["motion"][rows] = m
+    batch["rest"][rows] = batch["rest"][rows][:, MIRRORED_EXPRESSION]
+
+
+def standardised(batch: dict[str, np.ndarray], stats: dict[str, np.ndarray], config: TrainConfig,
+                 rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+    """A raw batch -> the network's inputs (previous, audio, conditioning) and the clean window."""
+    p = config.model.previous
+    b = len(batch["motion"])
+    motion = (batch["motion"] - stats["motion_mean"]) / stats["motion_std"]
+    audio = (batch["audio"] - stats["audio_mean"]) / stats["audio_std"]
+    rest = (batch["rest"] - stats["rest_mean"]) / stats["rest_std"]
+    controls = (batch["controls"] - stats["control_median"]) / stats["control_std"]
+    has_audio = batch["has_audio"].copy()
+    has_controls, has_previous = np.ones(b, np.float32), np.ones(b, np.float32)
+    if rng is not None:
+        has_audio *= rng.random(b) >= config.drop_audio
+        has_controls *= rng.random(b) >= config.drop_controls
+        has_previous *= rng.random(b) >= config.drop_previous
+    audio = audio * has_audio[:, None, None]
+    controls = controls * has_controls[:, None]
+    previous = motion[:, :p] * has_previous[:, None, None]
+    conditioning = np.concatenate([rest, controls, np.stack([has_audio, has_controls, has_previous], 1)], axis=1)
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))  # noqa: E731
+    return {"window": as_tensor(motion[:, p:]), "previous": as_tensor(previous), "audio": as_tensor(audio),
+            "conditioning": as_tensor(conditioning)}
+
+
+def edm_loss(net: torch.nn.Module, inputs: dict[str, torch.Tensor], sigma: torch.Tensor, noise: torch.Tensor,
+             sigma_data: float) -> torch.Tensor:
+    """EDM's loss, written on the network output F (equivalent to the weighted denoising loss)."""
+    c_skip, c_out, c_in, c_noise = (torch.from_numpy(np.asarray(v, np.float32))
+                                    for v in edm_scalings(sigma.numpy(), sigma_data))
+    clean = inputs["window"]
+    noisy = clean + sigma[:, None, None] * noise
+    f = net(noisy * c_in[:, None, None], c_noise, inputs["previous"], inputs["audio"], inputs["conditioning"])
+    target = (clean - c_skip[:, None, None] * noisy) / c_out[:, None, None]
+    return ((f - target) ** 2).mean()
+
+
+VALIDATION_SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0)  # fixed noise levels of the validation loss
+VALIDATION_WINDOWS = 64
+
+
+def validation_losses(net, batch: dict[str, np.ndarray], stats, config: TrainConfig) -> list[float]:
+    """Loss at each of VALIDATION_SIGMAS on a fixed batch (all conditions given, fixed noise). At small
+    sigma the target is mostly the noise itself (a floor near 1); large sigma shows what was learnt."""
+    inputs = standardised(batch, stats, config, rng=None)
+    generator = torch.Generator().manual_seed(1234)
+    losses = []
+    with torch.no_grad():
+        for s in VALIDATION_SIGMAS:
+            noise = torch.randn(inputs["window"].shape, generator=generator)
+            sigma = torch.full((len(noise),), s)
+            losses.append(float(edm_loss(net, inputs, sigma, noise, config.model.sigma_data)))
+    return losses
+
+
+def _learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1)
+    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
+def train(clips: list[Clip], config: TrainConfig, progress=None) -> MotionModel:
+    """Train on the clips whose split is 'train' (validation on the others); returns the EMA model."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train_clips = [c for c in clips if c.split == "train"] or clips
+    held_out = [c for c in clips if c.split != "train"]
+    mc = config.model
+    stats = statistics(train_clips, mc.previous, mc.window)
+    sampler = WindowSampler(train_clips, mc.previous, mc.window, config.seed)
+    validation = WindowSampler(held_out or train_clips, mc.previous, mc.window, config.seed + 1).batch(VALIDATION_WINDOWS)
+    net = MotionTransformerTorch(mc, config.dropout)
+    ema = MotionTransformerTorch(mc).eval()
+    ema.load_state_dict(net.state_dict())
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    history, started = [], time.perf_counter()
+    for step in range(config.steps):
+        batch = sampler.batch(config.batch)
+        mirror(batch, rng.random(config.batch) < config.mirror)
+        inputs = standardised(batch, stats, config, rng)
+        sigma = torch.from_numpy(np.exp(P_MEAN + P_STD * rng.standard_normal(config.batch)).astype(np.float32))
+        noise = torch.from_numpy(rng.standard_normal(inputs["window"].shape).astype(np.float32))
+        for group in optimiser.param_groups:
+            group["lr"] = _learning_rate(config, step)
+        loss = edm_loss(net, inputs, sigma, noise, mc.sigma_data)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimiser.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), net.parameters()):
+                e.lerp_(p, 1 - config.ema_decay)
+        if (step + 1) % config.validate_every == 0 or step + 1 == config.steps:
+            by_sigma = validation_losses(ema, validation, stats, config)
+            history.append({"step": step + 1, "train": loss.item(), "validation": float(np.mean(by_sigma)),
+                            "validation_by_sigma": dict(zip(map(str, VALIDATION_SIGMAS), by_sigma))})
+        if progress:
+            progress(step + 1, loss.item())
+    info = {"train_config": {k: v for k, v in asdict(config).items() if k != "model"}, "history": history,
+            "clips": [c.name for c in train_clips], "validation_clips": [c.name for c in held_out],
+            "train_frames": int(sum(len(c.motion) for c in train_clips)),
+            "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
+    return MotionModel(mc, export_weights(ema), stats, info)
+
+
+def with_overrides(config: TrainConfig, steps: int | None, seed: int | None) -> TrainConfig:
+    """A named config with --steps / --seed applied."""
+    return replace(config, **{k: v for k, v in (("steps", steps), ("seed", seed)) if v is not None})

@@ -1,0 +1,230 @@
+"""The learned motion model: NumPy and torch networks agree, samplers on a known distribution, a seeded
+tiny model trains (deterministic, loss falls), and DiffusionMotion streams like every MotionSource."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from motion_checks import assert_motion_equal
+from talkinghead.audio.features import extract_features
+from talkinghead.config import MotionConfig
+from talkinghead.errors import TalkingHeadError
+from talkinghead.motion.audio_rules import RuleBasedAudioMotion
+from talkinghead.motion.learned.checkpoint import ModelConfig, MotionModel
+from talkinghead.motion.learned.denoiser import Denoiser, guided
+from talkinghead.motion.learned.network import MotionTransformer, conditioning_dims, parameter_shapes
+from talkinghead.motion.learned.representation import AUDIO_DIMS, MOTION_DIMS, motion_vectors, vectors_to_motion
+from talkinghead.motion.learned.samplers import SAMPLERS, karras_sigmas, sampler
+from talkinghead.motion.learned.source import DiffusionMotion, Sampling
+from talkinghead.motion.types import Motion
+
+TINY = ModelConfig(width=16, layers=1, heads=2, window=6, previous=3)
+FPS = 25
+
+
+def random_model(config: ModelConfig = TINY, seed: int = 0, scale: float = 0.3) -> MotionModel:
+    """A model with random weights (no training): enough for shapes, streaming and determinism."""
+    rng = np.random.default_rng(seed)
+    weights = {k: (rng.standard_normal(s) * scale).astype(np.float32) for k, s in parameter_shapes(config).items()}
+    stats = {"motion_mean": np.zeros(MOTION_DIMS), "motion_std": np.full(MOTION_DIMS, 0.5),
+             "audio_mean": np.zeros(AUDIO_DIMS), "audio_std": np.ones(AUDIO_DIMS),
+             "rest_mean": np.zeros(52), "rest_std": np.ones(52), "control_median": np.zeros(2),
+             "control_std": np.ones(2)}
+    return MotionModel(config, weights, {k: np.asarray(v, np.float32) for k, v in stats.items()}, {})
+
+
+def speech(seconds: float, seed: int = 0) -> np.ndarray:
+    """A voiced, amplitude-modulated tone with pauses (prosody the model reads)."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    envelope = (np.sin(2 * np.pi * 1.3 * t + seed) > 0) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
+    return (0.2 * envelope * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+
+
+def run(source, features, chunks=None) -> Motion:
+    rest = np.full(52, 0.05, np.float32)
+    source.start(rest, FPS)
+    if chunks is None:
+        return Motion.concat([source.push(features), source.flush()])
+    out, start = [], 0
+    for size in chunks:
+        out.append(source.push(features.rows(start, start + size)))
+        start += size
+    out.append(source.push(features.rows(start, len(features))))
+    return Motion.concat(out + [source.flush()])
+
+
+def diffusion(model=None, **config) -> DiffusionMotion:
+    return DiffusionMotion(model or random_model(), RuleBasedAudioMotion(), MotionConfig(**config), Sampling(steps=3))
+
+
+def test_numpy_network_matches_torch():
+    torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    from talkinghead.training.motion_network import MotionTransformerTorch, export_weights
+
+    torch.manual_seed(0)
+    net = MotionTransformerTorch(TINY)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    weights = export_weights(net)
+    assert {k: v.shape for k, v in weights.items()} == parameter_shapes(TINY)
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(s).astype(np.float32) for s in
+              ((2, TINY.window, 60), (2,), (2, TINY.previous, 60), (2, TINY.tokens, AUDIO_DIMS),
+               (2, conditioning_dims(TINY) - TINY.noise_features))]
+    expected = net(*[torch.from_numpy(a) for a in inputs]).detach().numpy()
+    np.testing.assert_allclose(MotionTransformer(TINY, weights)(*inputs), expected, atol=1e-4)
+
+
+class GaussianData:
+    """The exact denoiser of data ~ N(mean, std^2) per dimension (a network stand-in)."""
+
+    def __init__(self, mean, std):
+        self.mean, self.std = mean, std
+
+    def __call__(self, x, sigma):
+        var = self.std ** 2
+        return self.mean + var / (var + sigma[:, None, None] ** 2) * (x - self.mean)
+
+
+STEPS_NEEDED = {"euler": 150, "heun": 25, "dpmpp_2m": 25}  # Euler is first order: it needs many more steps
+
+
+def test_every_sampler_is_checked():
+    assert set(STEPS_NEEDED) == set(SAMPLERS)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_samplers_reach_the_data_distribution(name):
+    data = GaussianData(mean=np.array([2.0, -1.0]), std=np.array([0.5, 1.5]))
+    sigmas = karras_sigmas(STEPS_NEEDED[name], 0.002, 20.0)
+    x = np.random.default_rng(0).standard_normal((4000, 1, 2)) * sigmas[0]
+    out = sampler(name)(data, x, sigmas)[:, 0]
+    np.testing.assert_allclose(out.mean(0), data.mean, atol=0.1)
+    np.testing.assert_allclose(out.std(0), data.std, rtol=0.05)
+
+
+def test_guidance_scale_one_is_the_conditioned_model_and_two_extrapolates():
+    calls = []
+
+    def denoiser(x, sigma, shift):
+        calls.append(len(x))
+        return x + shift[:, None, None]
+
+    cond, uncond = {"shift": np.array([1.0])}, {"shift": np.array([0.0])}
+    x, sigma = np.zeros((1, 2, 3)), np.array([1.0])
+    np.testing.assert_allclose(guided(denoiser, cond, uncond, 1.0)(x, sigma), 1.0)
+    np.testing.assert_allclose(guided(denoiser, cond, uncond, 2.0)(x, sigma), 2.0)
+    assert calls == [1, 2]  # scale 1: one call; otherwise one batched call of both branches
+
+
+def test_edm_denoiser_keeps_x_at_small_sigma():
+    zero = Denoiser(lambda x, c_noise, **_: np.zeros_like(x), sigma_data=1.0)
+    x = np.ones((1, 3, 2), np.float32)
+    np.testing.assert_allclose(zero(x, np.array([1e-3], np.float32)), x, rtol=1e-5)
+
+
+def test_representation_round_trip():
+    rng = np.random.default_rng(0)
+    rest = rng.uniform(0.1, 0.3, 52).astype(np.float32)
+    motion = Motion(rng.uniform(0.1, 0.9, (5, 52)).astype(np.float32),
+                    np.concatenate([rng.normal(size=(5, 5)), rng.uniform(0.8, 1.2, (5, 1))], 1).astype(np.float32),
+                    rng.normal(size=(5, 2)).astype(np.float32))
+    back = vectors_to_motion(motion_vectors(motion, rest), rest)
+    for a, b in ((back.expression, motion.expression), (back.head, motion.head), (back.gaze, motion.gaze)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_diffusion_motion_is_chunking_independent_and_seeded():
+    features = extract_features(speech(3.1), FPS)
+    whole = run(diffusion(), features)
+    assert len(whole) == len(features)
+    assert_motion_equal(run(diffusion(), features, chunks=[1, 7, 3, 20, 2]), whole)
+    assert_motion_equal(run(diffusion(), features), whole)  # the same seed: the same motion
+    other = run(diffusion(seed=1), features)
+    assert np.abs(other.head - whole.head).max() > 1e-3
+    np.testing.assert_array_equal(other.expression[:, 25], whole.expression[:, 25])  # jawOpen: the mouth source's
+
+
+def test_diffusion_motion_takes_the_mouth_from_its_mouth_source():
+    features = extract_features(speech(2.0), FPS)
+    rules = run(RuleBasedAudioMotion(), features)
+    learned = run(diffusion(), features)
+    from talkinghead.motion.mixer import REGION_INDEX
+    mouth = REGION_INDEX["mouth"]
+    np.testing.assert_array_equal(learned.expression[:, mouth], rules.expression[:, mouth])
+    assert np.abs(learned.head - rules.head).max() > 1e-3
+
+
+@pytest.mark.parametrize("fps", [24, 30])
+def test_other_frame_rates_give_one_frame_per_video_frame(fps):
+    features = extract_features(speech(2.3), fps)
+    source = diffusion()
+    source.start(np.full(52, 0.05, np.float32), fps)
+    parts = [source.push(features.rows(0, 10)), source.push(features.rows(10, len(features))), source.flush()]
+    out = Motion.concat(parts)
+    assert len(out) == len(features)
+    assert np.isfinite(out.head).all()
+
+
+def test_memory_is_flat_over_a_long_run():
+    source = diffusion()
+    source.start(np.full(52, 0.05, np.float32), FPS)
+    features = extract_features(speech(2.0), FPS)
+    sizes = []
+    for _ in range(15):  # 30 s
+        source.push(features)
+        sizes.append(len(source._motion) + len(source._audio))
+    assert max(sizes[5:]) <= max(sizes[:5]) + TINY.window
+
+
+def test_head_amplitude_zero_holds_the_head_still():
+    out = run(diffusion(head_amplitude=0.0), extract_features(speech(1.0), FPS))
+    np.testing.assert_allclose(out.head[:, :5], 0.0, atol=1e-6)
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path):
+    model = random_model()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    back = MotionModel.load(path)
+    assert back.config == model.config
+    for k, v in model.weights.items():
+        np.testing.assert_array_equal(back.weights[k], v)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(TalkingHeadError, match="not a readable motion model"):
+        MotionModel.load(tmp_path / "bad.npz")
+    with pytest.raises(TalkingHeadError, match="does not exist"):
+        MotionModel.load(tmp_path / "missing.npz")
+
+
+def synthetic_clips(count: int = 4, frames: int = 120):
+    """Clips whose head nods with the loudness: something a tiny model can learn quickly."""
+    from talkinghead.training.motion_data import Clip
+
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.5, 2.0, MOTION_DIMS).astype(np.float32)
+    clips = []
+    for i in range(count):
+        audio = np.zeros((frames, AUDIO_DIMS), np.float32)
+        audio[:, 0] = (np.sin(np.arange(frames) / 6 + i) > 0).astype(np.float32)
+        motion = 0.02 * rng.standard_normal((frames, MOTION_DIMS)).astype(np.float32)
+        motion += audio[:, :1] * weights  # every dimension follows the loudness
+        clips.append(Clip(f"c{i}", "train" if i else "validation", motion, audio, np.full(52, 0.1, np.float32), True))
+    return clips
+
+
+def test_tiny_training_is_deterministic_and_learns():
+    pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    from talkinghead.training.motion_train import CONFIGS, VALIDATION_SIGMAS, train
+
+    config = replace(CONFIGS["tiny"], steps=80)
+    first, second = train(synthetic_clips(), config), train(synthetic_clips(), config)
+    for k in first.weights:
+        np.testing.assert_array_equal(first.weights[k], second.weights[k])
+    largest = str(max(VALIDATION_SIGMAS))  # where the loss measures the data, not the unpredictable noise
+    losses = [h["validation_by_sigma"][largest] for h in first.info["history"]]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert set(first.weights) == set(parameter_shapes(config.model))
