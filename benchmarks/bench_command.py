@@ -11,6 +11,7 @@ seconds, real-time factor (speech seconds per wall second) and CPU seconds, and 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 import tempfile
@@ -41,9 +42,9 @@ def speech_of(seconds: float, folder: Path) -> Path:
     return path
 
 
-def medians(image: Path, speech: Path, repeats: int, out: Path) -> tuple[float, float]:
+def medians(image: Path, speech: Path, repeats: int, out: Path, flags: list[str]) -> tuple[float, float]:
     runs = [time_command(["generate", "--image", str(image), "--audio", str(speech), "--out", str(out),
-                          "--overwrite", "--quiet"]) for _ in range(repeats)]
+                          "--overwrite", "--quiet", *flags]) for _ in range(repeats)]
     return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
 
 
@@ -52,16 +53,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--durations", type=float, nargs="+", default=[1.0, 10.0, 60.0])
     parser.add_argument("--hog-processes", type=int, default=2)
+    parser.add_argument("--flags", default="", help="extra generate options, e.g. '--generator diffusion'")
     args = parser.parse_args()
+    flags = shlex.split(args.flags)
     portraits = [DEMO / "astronaut.png"] + ([PHOTO] if PHOTO.is_file() else [])
     folder = Path(tempfile.mkdtemp())
     rows = []
     for seconds in args.durations:
         speech = speech_of(seconds, folder)
         for image in portraits:
-            idle = medians(image, speech, args.repeats, folder / "out.mp4")
+            idle = medians(image, speech, args.repeats, folder / "out.mp4", flags)
             with cpu_hogs(args.hog_processes):
-                busy = medians(image, speech, args.repeats, folder / "out.mp4")
+                busy = medians(image, speech, args.repeats, folder / "out.mp4", flags)
             rows.append((image.name, seconds, idle, busy))
             print(f"{image.name} {seconds:g} s: idle {idle[0]:.2f} s, busy {busy[0]:.2f} s", file=sys.stderr)
     print(f"\n| portrait | speech | idle: wall s | idle: x real time | idle: CPU s | beside {args.hog_processes} hogs: "

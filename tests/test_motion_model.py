@@ -220,7 +220,7 @@ def test_tiny_training_is_deterministic_and_learns():
     pytest.importorskip("torch", reason="the train extra (torch) is not installed")
     from talkinghead.training.motion_train import CONFIGS, VALIDATION_SIGMAS, train
 
-    config = replace(CONFIGS["tiny"], steps=80)
+    config = replace(CONFIGS["tiny"], steps=80, validate_every=5)
     first, second = train(synthetic_clips(), config), train(synthetic_clips(), config)
     for k in first.weights:
         np.testing.assert_array_equal(first.weights[k], second.weights[k])
@@ -228,3 +228,19 @@ def test_tiny_training_is_deterministic_and_learns():
     losses = [h["validation_by_sigma"][largest] for h in first.info["history"]]
     assert losses[-1] < 0.7 * losses[0], losses
     assert set(first.weights) == set(parameter_shapes(config.model))
+
+
+def test_pipeline_runs_the_diffusion_generator_from_a_checkpoint_file(tmp_path, astronaut_pipeline_with, demo_audio):
+    path = tmp_path / "tiny.npz"
+    random_model(scale=0.1).save(path)
+    audio = demo_audio[:16000 * 2]
+    rules = list(astronaut_pipeline_with(mouth="loudness").stream([audio]))
+    learned = list(astronaut_pipeline_with(mouth="loudness", generator="diffusion", motion_model=str(path)).stream([audio]))
+    assert len(learned) == len(rules) == 50
+    assert learned[0].shape == rules[0].shape
+    assert max(np.abs(a.astype(int) - b).mean() for a, b in zip(learned, rules)) > 0.5  # the head moves otherwise
+
+
+def test_a_missing_motion_model_is_one_clear_error(astronaut_pipeline_with, tmp_path):
+    with pytest.raises(TalkingHeadError, match="does not exist"):
+        astronaut_pipeline_with(generator="diffusion", motion_model=str(tmp_path / "nope.npz"))

@@ -17,8 +17,8 @@ import numpy as np
 from ..audio.features import extract_features
 from ..config import SAMPLE_RATE
 from ..errors import TalkingHeadError
-from ..motion.learned.representation import AUDIO_DIMS, motion_vectors, audio_vectors, window_controls
-from ..motion.types import Motion
+from ..motion.learned.representation import (AUDIO_DIMS, BLINK_IDS, EXPRESSION, MOTION_DIMS, SCALE_INDEX, audio_vectors,
+                                             window_controls)
 
 TRUE = "True"
 MOTION_STD_FLOOR = 0.01  # a nearly constant coefficient is not blown up to unit variance
@@ -42,19 +42,25 @@ def _resample(times: np.ndarray, values: np.ndarray, new_times: np.ndarray) -> n
 
 
 def load_clip(shard: Path, row: dict, fps: float) -> Clip:
-    """A shard and its manifest row -> Clip (tracking gaps are interpolated)."""
+    """A shard and its manifest row -> Clip (tracking gaps are interpolated).
+
+    The shard's motion is a driving video's (motion/video_driven.retarget: changes from the clip's first
+    frame, lid closure in the eyeBlink rows); it is re-centred on the clip's median pose, gaze and
+    expression change, and the clip's rest is the median of the tracker's own scores (what a portrait's
+    rest expression is)."""
     with np.load(shard) as z:
         times, found = z["times"].astype(np.float64), z["found"]
-        head, gaze, expression = z["head"], z["gaze"], z["expression"]
+        head, gaze, change, scores = z["head"], z["gaze"], z["expression"], z["blendshapes"]
         audio = z["audio"].astype(np.float32) / 32768.0
-    times, head, gaze, expression = times[found], head[found], gaze[found], expression[found]
+    times, head, gaze, change = times[found], head[found], gaze[found], change[found]
     times = times - times[0]
     new_times = np.arange(0.0, times[-1], 1.0 / fps)
-    rest = np.median(expression, axis=0).astype(np.float32)
-    motion = Motion(_resample(times, expression, new_times), _resample(times, head, new_times),
-                    _resample(times, gaze, new_times))
-    vectors = motion_vectors(motion, rest)
-    vectors[:, :8] -= np.median(vectors[:, :8], axis=0)  # head and gaze about the clip's median
+    vectors = np.concatenate([_resample(times, head, new_times), _resample(times, gaze, new_times),
+                              _resample(times, change, new_times)], axis=1)
+    vectors[:, SCALE_INDEX] = np.log(np.maximum(vectors[:, SCALE_INDEX], 1e-3))
+    centred = np.ones(MOTION_DIMS, bool)
+    centred[EXPRESSION.start + BLINK_IDS] = False  # closure 0 is the open eye already
+    vectors[:, centred] -= np.median(vectors[:, centred], axis=0)
     has_audio = row.get("speech_kept") == TRUE
     offset = float(row.get("av_offset_s") or 0.0) if has_audio else 0.0
     shift = int(round(offset * SAMPLE_RATE))  # features at frame time + the clip's audio delay
@@ -63,7 +69,8 @@ def load_clip(shard: Path, row: dict, fps: float) -> Clip:
     n = min(len(vectors), len(features))
     if not has_audio:
         features = np.zeros_like(features)
-    return Clip(row["id"], row["split"], vectors[:n], features[:n], rest, has_audio)
+    rest = np.median(scores[found], axis=0).astype(np.float32)
+    return Clip(row["id"], row["split"], vectors[:n].astype(np.float32), features[:n], rest, has_audio)
 
 
 def load_dataset(folder: Path, fps: float) -> list[Clip]:

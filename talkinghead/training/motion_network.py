@@ -48,6 +48,8 @@ class MotionTransformerTorch(nn.Module):
         self.in_motion = nn.Linear(c.motion_dims, c.width)
         self.in_audio = nn.Linear(c.audio_dims, c.width)
         self.position = nn.Parameter(torch.randn(c.tokens, c.width) * 0.02)
+        k = c.conv_kernel
+        self.conv = nn.Conv1d(c.width, c.width, k, padding=(k // 2, k - 1 - k // 2)[0], groups=c.width) if k else None
         self.blocks = nn.ModuleList(Block(c.width, c.heads, c.mlp_ratio, dropout) for _ in range(c.layers))
         self.ln_out = nn.LayerNorm(c.width, eps=LAYER_NORM_EPS)
         self.out = nn.Linear(c.width, c.motion_dims)
@@ -60,6 +62,8 @@ class MotionTransformerTorch(nn.Module):
         g = self.cond2(nn.functional.gelu(self.cond1(g), approximate="tanh"))
         tokens = torch.cat([self.in_previous(previous), self.in_motion(x)], dim=1)
         tokens = tokens + self.in_audio(audio) + self.position[None, :tokens.shape[1]] + g[:, None]
+        if self.conv is not None:
+            tokens = tokens + self.conv(tokens.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             tokens = block(tokens)
         return self.out(self.ln_out(tokens))[:, self.config.previous:]
@@ -70,6 +74,9 @@ def export_weights(model: nn.Module) -> dict[str, np.ndarray]:
     out = {}
     for name, tensor in model.state_dict().items():
         array = tensor.detach().cpu().numpy().astype(np.float32)
+        if name == "conv.weight":
+            out[name] = array[:, 0, :].copy()  # (H, 1, K) -> (H, K)
+            continue
         is_linear = name.endswith(".weight") and array.ndim == 2
         out[name] = array.T.copy() if is_linear else array
     return out

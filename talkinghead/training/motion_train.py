@@ -1,10 +1,10 @@
-"""Train the motion model (EDM, Karras et al. 2022) on prepared shards; write a NumPy checkpoint.
+"""Train the motion model (EDM noise levels, Karras et al. 2022) on prepared shards; write a NumPy checkpoint.
 
     python -m talkinghead train motion --data build/train --config cpu --out motion_model.npz
 
 One step: B random windows of previous + window frames -> standardise -> drop conditions at random
 (classifier-free guidance) -> noise the window at sigma ~ logN(P_MEAN, P_STD) -> the network
-predicts EDM's F target -> MSE. Mirrored copies (left <-> right) double the little data there is.
+predicts the clean window (ModelConfig.prediction) -> weighted MSE (denoiser.loss_weights). Mirrored copies (left <-> right) double the little data there is.
 Seeded: the same data, config and seed give the same checkpoint on the same machine.
 """
 
@@ -18,8 +18,9 @@ import torch
 
 from ..face import landmarks as L
 from ..motion.learned.checkpoint import ModelConfig, MotionModel
-from ..motion.learned.denoiser import edm_scalings
+from ..motion.learned.denoiser import loss_weights, scalings
 from ..motion.learned.representation import EXPRESSION, GAZE, HEAD
+from ..motion.mixer import REGION_INDEX
 from .motion_data import Clip, WindowSampler, statistics
 from .motion_network import MotionTransformerTorch, export_weights
 
@@ -45,6 +46,8 @@ class TrainConfig:
     drop_controls: float = 0.3
     drop_previous: float = 0.1  # trains the first window of a clip (no motion before it)
     mirror: float = 0.5
+    head_weight: float = 2.0  # loss weight of the head and gaze dimensions (the rest of the face: 1)
+    mouth_weight: float = 0.0  # the mouth dimensions: the mouth comes from the speech model at inference
     seed: int = 0
     validate_every: int = 250
 
@@ -56,7 +59,7 @@ CONFIGS = {
     # this 2-core machine, about 20 minutes: 2 s windows for offline generation
     "cpu": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10), steps=3000, batch=32),
     # live sessions: 2-frame (80 ms) windows after 24 frames of context
-    "cpu_causal": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=2, previous=24), steps=4000,
+    "cpu_causal": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=2, previous=24), steps=2500,
                               batch=64),
     # an accelerator and hours of video (IMTalker's size: 8 layers of width 512)
     "gpu": TrainConfig(ModelConfig(width=512, layers=8, heads=8, window=50, previous=10), steps=100_000, batch=256,
@@ -98,16 +101,27 @@ def standardised(batch: dict[str, np.ndarray], stats: dict[str, np.ndarray], con
             "conditioning": as_tensor(conditioning)}
 
 
-def edm_loss(net: torch.nn.Module, inputs: dict[str, torch.Tensor], sigma: torch.Tensor, noise: torch.Tensor,
-             sigma_data: float) -> torch.Tensor:
-    """EDM's loss, written on the network output F (equivalent to the weighted denoising loss)."""
-    c_skip, c_out, c_in, c_noise = (torch.from_numpy(np.asarray(v, np.float32))
-                                    for v in edm_scalings(sigma.numpy(), sigma_data))
+def dimension_weights(config: TrainConfig) -> torch.Tensor:
+    """(MOTION_DIMS,) loss weight of each motion dimension, mean 1 (TrainConfig.head_weight, mouth_weight)."""
+    weights = np.ones(config.model.motion_dims, np.float32)
+    weights[HEAD] = weights[GAZE] = config.head_weight
+    weights[EXPRESSION.start + REGION_INDEX["mouth"]] = config.mouth_weight
+    return torch.from_numpy(weights / weights.mean())
+
+
+def denoising_loss(net: torch.nn.Module, inputs: dict[str, torch.Tensor], sigma: torch.Tensor, noise: torch.Tensor,
+                   model: ModelConfig, dims: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted ||D(clean + sigma n) - clean||^2 (denoiser.loss_weights per noise level, `dims` per
+    dimension; for EDM, the F-space MSE)."""
+    as_tensor = lambda a: torch.from_numpy(np.asarray(a, np.float32))  # noqa: E731
+    c_skip, c_out, c_in, c_noise = (as_tensor(v) for v in scalings(sigma.numpy(), model.sigma_data, model.prediction))
+    weight = as_tensor(loss_weights(sigma.numpy(), model.sigma_data, model.prediction))
     clean = inputs["window"]
     noisy = clean + sigma[:, None, None] * noise
     f = net(noisy * c_in[:, None, None], c_noise, inputs["previous"], inputs["audio"], inputs["conditioning"])
-    target = (clean - c_skip[:, None, None] * noisy) / c_out[:, None, None]
-    return ((f - target) ** 2).mean()
+    denoised = c_skip[:, None, None] * noisy + c_out[:, None, None] * f
+    error = weight[:, None, None] * (denoised - clean) ** 2
+    return (error * dims).mean() if dims is not None else error.mean()
 
 
 VALIDATION_SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0)  # fixed noise levels of the validation loss
@@ -124,7 +138,7 @@ def validation_losses(net, batch: dict[str, np.ndarray], stats, config: TrainCon
         for s in VALIDATION_SIGMAS:
             noise = torch.randn(inputs["window"].shape, generator=generator)
             sigma = torch.full((len(noise),), s)
-            losses.append(float(edm_loss(net, inputs, sigma, noise, config.model.sigma_data)))
+            losses.append(float(denoising_loss(net, inputs, sigma, noise, config.model, dimension_weights(config))))
     return losses
 
 
@@ -151,6 +165,7 @@ def train(clips: list[Clip], config: TrainConfig, progress=None) -> MotionModel:
     ema.load_state_dict(net.state_dict())
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     history, started = [], time.perf_counter()
+    dims = dimension_weights(config)
     for step in range(config.steps):
         batch = sampler.batch(config.batch)
         mirror(batch, rng.random(config.batch) < config.mirror)
@@ -159,7 +174,7 @@ def train(clips: list[Clip], config: TrainConfig, progress=None) -> MotionModel:
         noise = torch.from_numpy(rng.standard_normal(inputs["window"].shape).astype(np.float32))
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(config, step)
-        loss = edm_loss(net, inputs, sigma, noise, mc.sigma_data)
+        loss = denoising_loss(net, inputs, sigma, noise, mc, dims)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -34,6 +34,9 @@ class ModelConfig:
     fps: float = 25.0  # the model's frame rate (the source resamples to the video's)
     noise_features: int = 16  # Fourier features of the noise level
     sigma_data: float = 1.0  # EDM's data standard deviation (the data are standardised)
+    prediction: str = "edm"  # what the network predicts: "edm" (EDM's F) or "sample" (the clean window, as
+    # MDM does for motion)
+    conv_kernel: int = 5  # frames of the depthwise temporal convolution after the input embedding (0: none)
     sigma_min: float = 0.002
     sigma_max: float = 20.0
 
@@ -80,7 +83,8 @@ class MotionModel:
                 weights = {k[2:]: z[k] for k in z.files if k.startswith("w/")}
                 stats = {k[2:]: z[k] for k in z.files if k.startswith("s/")}
             known = {f.name for f in fields(ModelConfig)}
-            config = ModelConfig(**{k: v for k, v in meta["config"].items() if k in known})
+            stored = {"prediction": "edm", **meta["config"]}  # written before `prediction` existed: EDM's F
+            config = ModelConfig(**{k: v for k, v in stored.items() if k in known})
         except Exception:  # not an npz, truncated, or another kind of file: numpy and json raise many kinds
             raise TalkingHeadError(f"'{path}' is not a readable motion model: give an .npz written by "
                                    "`talkinghead train motion`") from None

@@ -1,8 +1,10 @@
-"""EDM preconditioning around the network, and classifier-free guidance (k-diffusion's wrapper layer).
+"""Preconditioning around the network, and classifier-free guidance (k-diffusion's wrapper layer).
 
 Karras et al. 2022 (EDM), Table 1: D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) with
-c_skip = sd^2 / (sigma^2 + sd^2), c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2),
-c_noise = log(sigma) / 4.
+c_in = 1 / sqrt(sigma^2 + sd^2), c_noise = log(sigma) / 4 and, by what the network predicts:
+- "edm": c_skip = sd^2 / (sigma^2 + sd^2), c_out = sigma sd / sqrt(sigma^2 + sd^2);
+- "sample": c_skip = 0, c_out = 1: F is the clean sample itself (Tevet et al. 2023, MDM, predict motion
+  rather than noise), trained with Min-SNR weights (Hang et al. 2023).
 """
 
 from __future__ import annotations
@@ -15,23 +17,40 @@ import numpy as np
 Network = Callable[..., np.ndarray]
 
 
-def edm_scalings(sigma: np.ndarray, sigma_data: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(c_skip, c_out, c_in, c_noise) for noise levels sigma (B,)."""
+PREDICTIONS = ("sample", "edm")
+MIN_SNR_GAMMA = 5.0  # Min-SNR-5 loss weights for "sample" prediction
+
+
+def scalings(sigma: np.ndarray, sigma_data: float, prediction: str = "edm") -> tuple[np.ndarray, ...]:
+    """(c_skip, c_out, c_in, c_noise) for noise levels sigma (B,) (see module docstring)."""
     sigma = np.asarray(sigma, np.float32)
     total = sigma ** 2 + sigma_data ** 2
-    return sigma_data ** 2 / total, sigma * sigma_data / np.sqrt(total), 1 / np.sqrt(total), np.log(sigma) / 4
+    c_in, c_noise = 1 / np.sqrt(total), np.log(sigma) / 4
+    if prediction == "sample":
+        return np.zeros_like(sigma), np.ones_like(sigma), c_in, c_noise
+    return sigma_data ** 2 / total, sigma * sigma_data / np.sqrt(total), c_in, c_noise
+
+
+def loss_weights(sigma: np.ndarray, sigma_data: float, prediction: str = "edm") -> np.ndarray:
+    """Weights of the squared denoising error ||D - clean||^2: EDM's 1 / c_out^2 (unit-weighted F), or
+    Min-SNR-gamma, min(SNR, gamma) with SNR = sd^2 / sigma^2, for "sample"."""
+    sigma = np.asarray(sigma, np.float32)
+    if prediction == "sample":
+        return np.minimum(sigma_data ** 2 / sigma ** 2, MIN_SNR_GAMMA)
+    return 1 / scalings(sigma, sigma_data, prediction)[1] ** 2
 
 
 class Denoiser:
-    """D(x, sigma, **condition): the network's output turned into a denoised estimate (EDM)."""
+    """D(x, sigma, **condition): the network's output turned into a denoised estimate."""
 
-    def __init__(self, network: Network, sigma_data: float):
+    def __init__(self, network: Network, sigma_data: float, prediction: str = "edm"):
         self.network = network
         self.sigma_data = sigma_data
+        self.prediction = prediction
 
     def __call__(self, x: np.ndarray, sigma: np.ndarray, **condition) -> np.ndarray:
         """x (B, W, D) noisy, sigma (B,) -> (B, W, D) denoised."""
-        c_skip, c_out, c_in, c_noise = edm_scalings(sigma, self.sigma_data)
+        c_skip, c_out, c_in, c_noise = scalings(sigma, self.sigma_data, self.prediction)
         f = self.network(x * c_in[:, None, None], c_noise, **condition)
         return c_skip[:, None, None] * x + c_out[:, None, None] * f
 

@@ -7,6 +7,8 @@ window's shape. `training/motion_network.py` is the same network in torch; a tes
     tokens = [previous frames (P) | window frames (W)]                          # (B, P+W, H)
       previous: in_previous(prev)   window: in_motion(x)
       + in_audio(audio) + position + cond_mlp([noise Fourier features, rest, controls, flags])
+    -> + a depthwise temporal convolution (conv_kernel frames, zero padded): neighbouring frames are
+       mixed from the first step of training, so smooth motion is learnt quickly from little data
     -> `layers` pre-LayerNorm transformer blocks (bidirectional attention, GELU MLP)
     -> out(LayerNorm(tokens))[:, P:]                                             # (B, W, D)
 """
@@ -45,6 +47,8 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
               "in_motion.weight": (c.motion_dims, h), "in_motion.bias": (h,),
               "in_audio.weight": (c.audio_dims, h), "in_audio.bias": (h,), "position": (c.tokens, h),
               "ln_out.weight": (h,), "ln_out.bias": (h,), "out.weight": (h, c.motion_dims), "out.bias": (c.motion_dims,)}
+    if c.conv_kernel:
+        shapes.update({"conv.weight": (h, c.conv_kernel), "conv.bias": (h,)})
     for i in range(c.layers):
         block = {"ln1.weight": (h,), "ln1.bias": (h,), "qkv.weight": (h, 3 * h), "qkv.bias": (3 * h,),
                  "proj.weight": (h, h), "proj.bias": (h,), "ln2.weight": (h,), "ln2.bias": (h,),
@@ -52,6 +56,17 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
                  "mlp2.weight": (c.mlp_ratio * h, h), "mlp2.bias": (h,)}
         shapes.update({f"blocks.{i}.{k}": v for k, v in block.items()})
     return shapes
+
+
+def temporal_convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Depthwise convolution over time, zero padded to the same length (torch Conv1d, groups=channels).
+    x (B, T, H), weight (H, K), bias (H,)."""
+    k = weight.shape[1]
+    padded = np.pad(x, ((0, 0), (k // 2, k - 1 - k // 2), (0, 0)))
+    out = np.zeros_like(x)
+    for j in range(k):
+        out += padded[:, j:j + x.shape[1]] * weight[:, j]
+    return out + bias
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -63,7 +78,12 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarra
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh approximation (torch's approximate='tanh')."""
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+    inner = x * x
+    inner *= 0.044715
+    inner += 1.0
+    inner *= x
+    inner *= 0.7978845608028654  # sqrt(2 / pi)
+    return 0.5 * x * (1.0 + np.tanh(inner, out=inner))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -91,6 +111,8 @@ class MotionTransformer:
         g = self._linear("cond2", gelu(self._linear("cond1", g)))  # (B, H)
         tokens = np.concatenate([self._linear("in_previous", previous), self._linear("in_motion", x)], axis=1)
         tokens = tokens + self._linear("in_audio", audio) + self.w["position"][None, :tokens.shape[1]] + g[:, None]
+        if cfg.conv_kernel:
+            tokens = tokens + temporal_convolution(tokens, self.w["conv.weight"], self.w["conv.bias"])
         for i in range(cfg.layers):
             tokens = tokens + self._attention(i, layer_norm(tokens, self.w[f"blocks.{i}.ln1.weight"],
                                                             self.w[f"blocks.{i}.ln1.bias"]))
@@ -105,5 +127,5 @@ class MotionTransformer:
         heads = self.config.heads
         qkv = self._linear(f"blocks.{i}.qkv", h).reshape(b, t, 3, heads, width // heads)
         q, k, v = (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))  # (B, nh, T, hs)
-        weights = softmax(q @ k.transpose(0, 1, 3, 2) / np.sqrt(width // heads))
+        weights = softmax(q @ k.transpose(0, 1, 3, 2) * float((width // heads) ** -0.5))
         return self._linear(f"blocks.{i}.proj", (weights @ v).transpose(0, 2, 1, 3).reshape(b, t, width))

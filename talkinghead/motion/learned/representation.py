@@ -3,7 +3,9 @@
 Motion vector (MOTION_DIMS = 60), relative to the portrait (or, in training, to the clip's median):
     head: yaw, pitch, roll (degrees), tx, ty (inter-ocular distances), log(scale)
     gaze: x, y (eye widths)
-    expression: 52 blendshape changes from the rest expression
+    expression: 52 blendshape changes from the rest expression, except the two eyeBlink rows, which hold
+        each lid's closure (0 = as open as at rest, 1 = shut), as a driving video's do
+        (motion/video_driven.py): a tracker scores a shut eye anywhere from 0.5 to 1.
 The model sees it standardised by the training set's per-dimension mean and std.
 
 Audio vector (AUDIO_DIMS = 8), from audio.features: loudness (dBFS, scaled), its change over one
@@ -44,19 +46,27 @@ AMPLITUDE_FLOOR_DEG = 0.05  # keeps the log finite for a still head
 SPEED_FLOOR = 1e-3
 
 
+BLINK_IDS = np.array([L.BLENDSHAPE_INDEX[n] for n in L.BLINK_COEFFS])
+
+
 def motion_vectors(motion: Motion, rest: np.ndarray) -> np.ndarray:
     """Motion (T frames) and the rest expression (52,) -> (T, MOTION_DIMS) float32."""
+    rest = np.asarray(rest, np.float32)
     head = motion.head.astype(np.float32).copy()
     head[:, SCALE_INDEX] = np.log(np.maximum(head[:, SCALE_INDEX], 1e-3))
-    return np.concatenate([head, motion.gaze, motion.expression - np.asarray(rest, np.float32)[None]],
-                          axis=1).astype(np.float32)
+    change = motion.expression - rest[None]
+    change[:, BLINK_IDS] /= np.maximum(1.0 - rest[BLINK_IDS], 1e-3)  # closure
+    return np.concatenate([head, motion.gaze, change], axis=1).astype(np.float32)
 
 
 def vectors_to_motion(vectors: np.ndarray, rest: np.ndarray) -> Motion:
     """(T, MOTION_DIMS) -> Motion on the portrait's rest expression (expression clipped to [0, 1])."""
+    rest = np.asarray(rest, np.float32)
     head = vectors[:, HEAD].astype(np.float32).copy()
     head[:, SCALE_INDEX] = np.exp(head[:, SCALE_INDEX])
-    expression = np.clip(np.asarray(rest, np.float32)[None] + vectors[:, EXPRESSION], 0.0, 1.0)
+    change = vectors[:, EXPRESSION].astype(np.float32).copy()
+    change[:, BLINK_IDS] *= 1.0 - rest[BLINK_IDS]  # closure -> score, as motion/video_driven.py draws a driver's
+    expression = np.clip(rest[None] + change, 0.0, 1.0)
     return Motion(expression.astype(np.float32), head, vectors[:, GAZE].astype(np.float32))
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...audio.features import AudioFeatures
+from ...audio.features import WINDOW_FRAMES, AudioFeatures
 from ...config import MotionConfig
 from ..base import MotionSource
 from ..mixer import REGION_INDEX
@@ -29,7 +29,7 @@ from .samplers import karras_sigmas, sampler
 WINDOW_SEED = 7  # stream id of the window noise in np.random.default_rng([seed, WINDOW_SEED, window])
 CONTROL_SCALE_RANGE = (0.5, 2.0)  # head amplitude / speed factors the model is conditioned on (its training
 # windows span about this range around the median); the amplitude beyond it is applied by scaling
-SILENT_AUDIO = np.array([LOUDNESS_FLOOR_DB], np.float32)
+DEFAULT_FPS = 25.0  # the frame rate latency_s assumes before start()
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class WindowGenerator:
     def __init__(self, model: MotionModel, sampling: Sampling, config: MotionConfig):
         c = model.config
         self.model, self.sampling, self.seed = model, sampling, config.seed
-        self.denoiser = Denoiser(MotionTransformer(c, model.weights), c.sigma_data)
+        self.denoiser = Denoiser(MotionTransformer(c, model.weights), c.sigma_data, c.prediction)
         self.sigmas = karras_sigmas(sampling.steps, c.sigma_min, c.sigma_max)
         self.sample = sampler(sampling.sampler)
         s = model.stats
@@ -91,6 +91,17 @@ class DiffusionMotion:
         self.model, self.mouth, self.config = model, mouth, config
         self.generate_window = WindowGenerator(model, sampling, config)
         self.lookahead = model.config.window  # set again in start() for the video's frame rate
+
+    @property
+    def latency_s(self) -> float:
+        """Audio needed past a frame's centre before it is decided, at worst (the first frame of a window
+        waits for the window's last), or the mouth source's if that is longer."""
+        fps = getattr(self, "fps", DEFAULT_FPS)
+        own = (self.model.config.window - 1) / self.model.config.fps + WINDOW_FRAMES / 2 / fps
+        mouth = getattr(self.mouth, "latency_s", None)
+        if mouth is None:
+            mouth = (WINDOW_FRAMES / 2 + getattr(self.mouth, "lookahead", 0)) / fps
+        return max(own, float(mouth))
 
     def start(self, rest_expression: np.ndarray, fps: float) -> None:
         """Reset for a new clip."""
