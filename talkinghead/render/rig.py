@@ -31,6 +31,8 @@ RING_BORDER_MARGIN = 0.25  # head-ring points closer than this (face widths) to 
 BORDER_ANCHORS_PER_SIDE = 8
 BLINK_MEET = 0.2  # closed lids meet this far up from the lower lid (fraction of the opening)
 LID_FOLLOWS_GAZE = (0.6, 0.3)  # share of the iris's vertical move the upper and lower lid follow
+LID_FOLD_FOLLOWS_BLINK = 1.0  # share of the upper lid's blink move the ring above it (lashes, liner) follows
+LID_FOLD_FOLLOWS_GAZE = 0.5  # share of the upper lid's gaze move the ring above it follows
 BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
@@ -93,8 +95,10 @@ class PortraitRig:
 
         self.eye_loops = (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)
         self.iris_ids = (L.IRIS_RIGHT, L.IRIS_LEFT)
+        self.eye_frames = (L.EYE_RIGHT_FRAME, L.EYE_LEFT_FRAME)
         self.eyes = EyeLayer(image, [face.landmarks[list(loop), :2] for loop in self.eye_loops],
-                             [face.landmarks[list(iris), :2] for iris in self.iris_ids])
+                             [face.landmarks[list(iris), :2] for iris in self.iris_ids],
+                             [face.landmarks[list(ids), :2] for ids in self.eye_frames])
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
                                                  face.landmarks[list(L.LIPS_LOWER_INNER), :2])
         self.mouth_style = MouthStyle.for_portrait(image, face.box)
@@ -217,25 +221,32 @@ class PortraitRig:
             canon[np.array(lo_ids)[crossed], 1] = mid[crossed]
 
     def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> tuple[float, float]:
-        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises."""
-        eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.IRIS_RIGHT,
-                 L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
-                (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.IRIS_LEFT,
-                 L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
+        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises. The ring
+        above each upper lid (lashes, liner) moves with the lid, so a closing lid comes down with its
+        own lash line; the irises do not move with the lids (a closing lid covers them)."""
+        eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.EYE_RIGHT_LID_FOLD,
+                 L.IRIS_RIGHT, L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
+                (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.EYE_LEFT_LID_FOLD,
+                 L.IRIS_LEFT, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
         closures = []
-        for k, upper, lower, iris, outer, inner in eyes:
+        for k, upper, lower, fold, iris, outer, inner in eyes:
             rest = float(self.rest_expression[k])
             closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
             up, lo = canon[list(upper)], canon[list(lower)]
             lid_move = closure * BLINK_OVERLAP * (1 - BLINK_MEET) * (lo - up)
             canon[list(upper)] = up + lid_move
+            canon[list(fold)] += LID_FOLD_FOLLOWS_BLINK * lid_move
             canon[list(lower)] = lo + closure * BLINK_OVERLAP * BLINK_MEET * (up - lo)
             eye_width = float(np.linalg.norm(canon[outer, :2] - canon[inner, :2]))
             shift = np.zeros(3)
-            shift[:2] = np.asarray(gaze, float) * eye_width * (1 - closure)
-            canon[list(iris)] += shift + lid_move.mean(0)
-            # the lids follow the eye up and down (as real lids do), so a vertical gaze shows
-            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1]
-            canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1]
+            shift[:2] = np.asarray(gaze, float) * eye_width
+            canon[list(iris)] += shift
+            # the lids follow the eye up and down (as real lids do), most in the middle and not at the
+            # corners (the opening's height profile), so a vertical gaze shows and the corners stay
+            gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
+            taper = gap / max(float(gap.max()), 1e-6)
+            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1] * taper
+            canon[list(fold), 1] += LID_FOLLOWS_GAZE[0] * LID_FOLD_FOLLOWS_GAZE * shift[1] * taper
+            canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1] * taper
             closures.append(closure)
         return closures[0], closures[1]
