@@ -35,6 +35,8 @@ LASH_FROM, LASH_FULL = 0.6, 0.95  # the seam's lash line fades in between these 
 LASH_PERCENTILE = 10  # the lash colour: this percentile of brightness along the upper lid
 IRIS_KEEP_INSIDE = 0.2  # the iris centre stays this share of the opening's height inside each lid (soft)
 OPENING_DILATE = 0.06  # eye widths: the opening as the tracker outlined it, grown by this (landmarks miss its edge)
+LASH_BAND = 0.0  # eye widths above the upper lid (lashes, liner) that also become lid skin as the lids meet
+CLOSED_SOFTNESS = 0.04  # eye widths: blur of the lid-skin patch's edge (no seam where it meets the lid)
 SKIN_FROM, SKIN_FULL = 0.5, 0.9  # closures over which what the lids would still show of the opening becomes lid skin
 
 
@@ -107,12 +109,15 @@ class EyeLayer:
             self.lash.append(self._lash_colour(loop))
             self._prepare(loop, centre, radius, self.widths[-1])
             grow = max(2, int(round(OPENING_DILATE * self.widths[-1])))
-            cv2.fillPoly(openings, [np.round(loop).astype(np.int32)], 255)
+            half = len(loop) // 2
+            band = np.concatenate([loop[: half + 1], loop[half::-1] - (0, LASH_BAND * self.widths[-1])])
+            cv2.fillPoly(openings, [np.round(loop).astype(np.int32), np.round(band).astype(np.int32)], 255)
             openings = np.maximum(openings, cv2.dilate(openings, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)))
         # closed lids: the (grown) openings filled from the surrounding skin, for what the head layer
         # would still show of the portrait's opening when the lids meet (Telea inpainting)
         self.closed = cv2.inpaint(image, openings, 3, cv2.INPAINT_TELEA)
-        self.closed_alpha = cv2.GaussianBlur(openings.astype(np.float32) / 255.0, (0, 0), 1.0)
+        soft = max(CLOSED_SOFTNESS * float(np.mean(self.widths)), 1.0)
+        self.closed_alpha = cv2.GaussianBlur(openings.astype(np.float32) / 255.0, (0, 0), soft)
 
     def _prepare(self, loop: np.ndarray, centre: np.ndarray, radius: float, width: float) -> None:
         """Write one eye's eyeball texture (self.ball), completed iris (self.iris) and iris alpha."""

@@ -29,9 +29,10 @@ NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the he
 OUTER_RING_SCALE = 3.0  # fixed anchors this far out hold the background
 RING_BORDER_MARGIN = 0.25  # head-ring points closer than this (face widths) to the frame's edge follow the head less
 BORDER_ANCHORS_PER_SIDE = 8
-BLINK_MEET = 0.2  # closed lids meet this far up from the lower lid (fraction of the opening)
+BLINK_MEET = 0.05  # closed lids meet this far up from the lower lid (fraction of the opening)
 LID_FOLLOWS_GAZE = (0.6, 0.3)  # share of the iris's vertical move the upper and lower lid follow
 LID_FOLD_FOLLOWS_BLINK = 1.0  # share of the upper lid's blink move the ring above it (lashes, liner) follows
+LID_CREASE_FOLLOWS_BLINK = 0.7  # ... and the crease below the brow (the closed lid's skin is stretched over both bands)
 LID_FOLD_FOLLOWS_GAZE = 0.5  # share of the upper lid's gaze move the ring above it follows
 BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
@@ -225,17 +226,18 @@ class PortraitRig:
         above each upper lid (lashes, liner) moves with the lid, so a closing lid comes down with its
         own lash line; the irises do not move with the lids (a closing lid covers them)."""
         eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.EYE_RIGHT_LID_FOLD,
-                 L.IRIS_RIGHT, L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
+                 L.EYE_RIGHT_CREASE, L.IRIS_RIGHT, L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
                 (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.EYE_LEFT_LID_FOLD,
-                 L.IRIS_LEFT, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
+                 L.EYE_LEFT_CREASE, L.IRIS_LEFT, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
         closures = []
-        for k, upper, lower, fold, iris, outer, inner in eyes:
+        for k, upper, lower, fold, crease, iris, outer, inner in eyes:
             rest = float(self.rest_expression[k])
             closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
             up, lo = canon[list(upper)], canon[list(lower)]
             lid_move = closure * BLINK_OVERLAP * (1 - BLINK_MEET) * (lo - up)
             canon[list(upper)] = up + lid_move
             canon[list(fold)] += LID_FOLD_FOLLOWS_BLINK * lid_move
+            canon[list(crease)] += LID_CREASE_FOLLOWS_BLINK * lid_move
             canon[list(lower)] = lo + closure * BLINK_OVERLAP * BLINK_MEET * (up - lo)
             eye_width = float(np.linalg.norm(canon[outer, :2] - canon[inner, :2]))
             shift = np.zeros(3)
