@@ -33,6 +33,7 @@ BLINK_MEET = 0.05  # closed lids meet this far up from the lower lid (fraction o
 LID_FOLLOWS_GAZE = (0.6, 0.3)  # share of the iris's vertical move the upper and lower lid follow
 LID_FOLD_FOLLOWS_BLINK = 1.0  # share of the upper lid's blink move the ring above it (lashes, liner) follows
 LID_CREASE_FOLLOWS_BLINK = 0.7  # ... and the crease below the brow (the closed lid's skin is stretched over both bands)
+LID_RIDES_IRIS = 0.5  # share of the iris's sideways move the upper lid's arch follows
 LID_FOLD_FOLLOWS_GAZE = 0.5  # share of the upper lid's gaze move the ring above it follows
 BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
@@ -50,6 +51,14 @@ def similarity_2d(source: np.ndarray, target: np.ndarray):
         return np.stack([z.real, z.imag], 1)
 
     return apply
+
+
+def _slide_profile(points: np.ndarray, dx: float, weight: np.ndarray) -> np.ndarray:
+    """(n,) change in height of lid points (n, 3, ordered along the lid) whose outline slides sideways
+    by dx, scaled by weight (n,) (0 keeps a point, e.g. at the corners)."""
+    order = np.argsort(points[:, 0])
+    moved = np.interp(points[:, 0] - dx, points[order, 0], points[order, 1])
+    return weight * (moved - points[:, 1])
 
 
 @dataclass(frozen=True)
@@ -247,8 +256,10 @@ class PortraitRig:
             # corners (the opening's height profile), so a vertical gaze shows and the corners stay
             gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
             taper = gap / max(float(gap.max()), 1e-6)
-            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1] * taper
-            canon[list(fold), 1] += LID_FOLLOWS_GAZE[0] * LID_FOLD_FOLLOWS_GAZE * shift[1] * taper
+            # ... and the upper lid's arch slides sideways with the eye (it rides on the cornea)
+            arch = _slide_profile(up, LID_RIDES_IRIS * shift[0], taper)
+            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1] * taper + arch
+            canon[list(fold), 1] += LID_FOLD_FOLLOWS_GAZE * (LID_FOLLOWS_GAZE[0] * shift[1] * taper + arch)
             canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1] * taper
             closures.append(closure)
         return closures[0], closures[1]
