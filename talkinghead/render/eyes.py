@@ -87,6 +87,20 @@ def _keep_inside(loop: np.ndarray, centre: np.ndarray, radius: float) -> np.ndar
     return np.array([x, _soft_clip(float(centre[1]), top + margin, bottom - margin)])
 
 
+def _smooth_lid(lid: np.ndarray, samples: int = 17) -> np.ndarray:
+    """(samples, 2) smooth arc through a lid's points (n, 2), corner to corner: its height over the
+    corner-to-corner line fitted with t (1 - t) (a + b t), so the arc meets both corners (a closed
+    lid's seam is a smooth curve, whatever the jitter of the tracked points)."""
+    start, axis = lid[0], lid[-1] - lid[0]
+    length2 = max(float(axis @ axis), 1e-9)
+    normal = np.array([-axis[1], axis[0]]) / np.sqrt(length2)
+    t = (lid - start) @ axis / length2
+    basis = np.stack([t * (1 - t), t * t * (1 - t)], 1)
+    coef = np.linalg.lstsq(basis, (lid - start) @ normal, rcond=None)[0]
+    u = np.linspace(0, 1, samples)
+    return start + u[:, None] * axis + ((u * (1 - u)) * (coef[0] + coef[1] * u))[:, None] * normal
+
+
 class EyeLayer:
     """Both eyes of one portrait. image: (H, W, 3) uint8 RGB; loops: two (16, 2) eye contours (upper lid
     first); irises: two (5, 2), centre first; frames: two (N, 2) points the eyeball's placement is fitted to."""
@@ -239,7 +253,7 @@ class EyeLayer:
 
     def _lash_line(self, region: np.ndarray, loop: np.ndarray, offset, fade: float, width: float, eye: int) -> np.ndarray:
         """Darken a line along the (closing) upper lid, opacity `fade`."""
-        upper = loop[: len(loop) // 2 + 1] - offset
+        upper = _smooth_lid(loop[: len(loop) // 2 + 1]) - offset
         thickness = max(1, int(round(LASH_WIDTH * width)))
         mask = np.zeros(region.shape[:2], np.uint8)
         cv2.polylines(mask, [np.round(upper * 16).astype(np.int32)], False, 255, thickness, cv2.LINE_AA, 4)
