@@ -28,12 +28,13 @@ SCLERA_MIN_PIXELS = 6  # fewer sclera pixels than this: use the brightest pixels
 SCLERA_PERCENTILE = 60
 IRIS_RINGS = 6  # radial bins of the iris colour used where neither the iris nor its mirror image is visible
 IRIS_FALLBACK = (70, 55, 45)  # RGB of an iris the portrait does not show at all
-LID_SHADOW = 0.3  # darkening of the eyeball right under the upper lid
+LID_SHADOW = 0.3  # darkening of the eyeball right under a fully lowered upper lid
 LID_SHADOW_WIDTH = 0.06  # eye widths over which the lid's shadow fades
 LASH_WIDTH = 0.08  # lash line thickness at the seam, in eye widths (at least 1 px)
 LASH_FROM, LASH_FULL = 0.6, 0.95  # the seam's lash line fades in between these lid closures
 LASH_PERCENTILE = 10  # the lash colour: this percentile of brightness along the upper lid
 IRIS_KEEP_INSIDE = 0.2  # the iris centre stays this share of the opening's height inside each lid (soft)
+IRIS_KEEP_FROM_CORNER = 0.5  # ... and this many iris radii from each corner (soft)
 OPENING_DILATE = 0.06  # eye widths: the opening as the tracker outlined it, grown by this (landmarks miss its edge)
 LASH_BAND = 0.0  # eye widths above the upper lid (lashes, liner) that also become lid skin as the lids meet
 CLOSED_SOFTNESS = 0.04  # eye widths: blur of the lid-skin patch's edge (no seam where it meets the lid)
@@ -76,11 +77,11 @@ def _soft_clip(value: float, lo: float, hi: float) -> float:
 
 def _keep_inside(loop: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     """The iris centre (2,) softly kept inside the opening (an iris behind a lid cannot be seen to
-    move): sideways within half an iris radius of the corners, in height IRIS_KEEP_INSIDE of the
+    move): sideways IRIS_KEEP_FROM_CORNER iris radii from the corners, in height IRIS_KEEP_INSIDE of the
     opening inside each lid at its column."""
     half = len(loop) // 2
     upper, lower = loop[: half + 1], np.concatenate([loop[half:], loop[:1]])
-    x = _soft_clip(float(centre[0]), loop[:, 0].min() + 0.5 * radius, loop[:, 0].max() - 0.5 * radius)
+    x = _soft_clip(float(centre[0]), loop[:, 0].min() + IRIS_KEEP_FROM_CORNER * radius, loop[:, 0].max() - IRIS_KEEP_FROM_CORNER * radius)
     top = np.interp(x, *upper[np.argsort(upper[:, 0])].T)
     bottom = np.interp(x, *lower[np.argsort(lower[:, 0])].T)
     margin = IRIS_KEEP_INSIDE * max(bottom - top, 0.0)
@@ -157,18 +158,19 @@ class EyeLayer:
             far, _ = _normalised_blur(sub, sclera, max(FAR_FILL_SIGMA * radius, 2.0))
             t = np.clip(weight / 0.25, 0, 1)[..., None]
             fill = near * t + far * (1 - t)
-        keep = cv2.GaussianBlur(sclera, (0, 0), 0.7)[..., None]
+        keep = ((opening > 0.5) & (dist > radius * IRIS_PAINT_MARGIN - 1)).astype(np.float32)[..., None]
         self.ball[y0:y1, x0:x1] = np.clip(sub * keep + fill * (1 - keep), 0, 255).astype(np.uint8)
         local = (xs - np.float32(x0), ys - np.float32(y0))
-        self.iris[y0:y1, x0:x1] = self._full_iris(sub, inner, *local, centre - (x0, y0), radius, dist)
-        self.iris_alpha[y0:y1, x0:x1] = np.clip(radius + 0.5 - dist, 0, 1)
+        self.iris[y0:y1, x0:x1] = self._full_iris(sub, opening > 0.5, *local, centre - (x0, y0), radius, dist)
+        # the iris out to where it was painted over (at rest the portrait's eye comes back as it was)
+        self.iris_alpha[y0:y1, x0:x1] = np.clip(radius * IRIS_PAINT_MARGIN + 0.5 - dist, 0, 1)
 
     @staticmethod
     def _full_iris(sub: np.ndarray, visible: np.ndarray, xs: np.ndarray, ys: np.ndarray, centre: np.ndarray,
                    radius: float, dist: np.ndarray) -> np.ndarray:
         """(h, w, 3) uint8: the box's iris completed to a full disc (box coordinates): a hidden pixel takes
         its mirror image across the iris's horizontal axis if that is visible, else the ring's median colour."""
-        seen = (visible & (dist <= radius)).astype(np.float32)
+        seen = (visible & (dist <= radius * IRIS_PAINT_MARGIN)).astype(np.float32)
         mirror_y = np.where(seen > 0, ys, 2 * centre[1] - ys).astype(np.float32)
         mirrored = cv2.remap(sub, xs, mirror_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         mirror_ok = cv2.remap(seen, xs, mirror_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) > 0.9
@@ -197,10 +199,10 @@ class EyeLayer:
         return samples[bright <= np.percentile(bright, LASH_PERCENTILE)].mean(0)
 
     def draw(self, frame: np.ndarray, head_map: np.ndarray, head_box, eye: int, loop: np.ndarray,
-             iris_centre: np.ndarray, frame_points: np.ndarray, closure: float) -> None:
+             gaze_shift: np.ndarray, frame_points: np.ndarray, closure: float) -> None:
         """Draw eye `eye` (0 right, 1 left) into frame (H, W, 3) uint8 in place. head_map: the head
-        layer's backward map over head_box; loop (16, 2), iris_centre (2,) and frame_points (N, 2, the
-        targets of the `frames` points) are target pixels."""
+        layer's backward map over head_box; loop (16, 2) and frame_points (N, 2, the targets of the
+        `frames` points) are target pixels; gaze_shift (2,) the iris's move for gaze, pixels."""
         h, w = frame.shape[:2]
         hx0, hy0, hx1, hy1 = head_box
         target_width = max(float(np.ptp(loop[:, 0])), 1.0)
@@ -223,7 +225,12 @@ class EyeLayer:
             region += weight * (closed.astype(np.float32) - region)
         if opening.max() > 0:
             m = fit_affine(self.frames[eye], frame_points)
-            iris_centre = _keep_inside(loop, iris_centre, self.radii[eye] * np.sqrt(abs(np.linalg.det(m[:2]))) ** -1)
+            # the iris at rest is where the eyeball's placement puts the portrait's iris; gaze moves it
+            # from there, kept inside the opening (the same clamp applied at rest is taken off, so an
+            # eye looking ahead is the portrait's, to the pixel)
+            rest = np.linalg.solve(m[:2].T, self.centres[eye] - m[2])
+            radius = self.radii[eye] / np.sqrt(abs(np.linalg.det(m[:2])))
+            iris_centre = rest + _keep_inside(loop, rest + gaze_shift, radius) - _keep_inside(loop, rest, radius)
             ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
             sx = (xs * m[0, 0] + ys * m[1, 0] + m[2, 0]).astype(np.float32)
             sy = (xs * m[0, 1] + ys * m[1, 1] + m[2, 1]).astype(np.float32)
@@ -235,7 +242,8 @@ class EyeLayer:
             iris = cv2.remap(self.iris, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
             alpha = cv2.remap(self.iris_alpha, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
             ball = sclera + alpha * (iris - sclera)
-            ball *= self._lid_shadow(loop, xs[0], ys[:, :1], target_width)[..., None]
+            if closure > 0:  # a lowered lid shades the eyeball under it (the portrait has its own at rest)
+                ball *= self._lid_shadow(loop, xs[0], ys[:, :1], target_width, closure)[..., None]
             region += opening[..., None] * (ball - region)
         fade = float(np.clip((closure - LASH_FROM) / (LASH_FULL - LASH_FROM), 0, 1))
         if fade > 0:
@@ -243,13 +251,13 @@ class EyeLayer:
         frame[y0:y1, x0:x1] = np.clip(region, 0, 255).astype(np.uint8)
 
     @staticmethod
-    def _lid_shadow(loop: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: float) -> np.ndarray:
+    def _lid_shadow(loop: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: float, closure: float) -> np.ndarray:
         """(h, w) factor darkening the eyeball just under the target upper lid (its soft shadow)."""
         upper = loop[: len(loop) // 2 + 1]
         order = np.argsort(upper[:, 0])
         top = np.interp(xs, upper[order, 0], upper[order, 1])  # (w,) the lid's height at each column
         below = np.maximum(ys - top[None, :], 0) / (LID_SHADOW_WIDTH * width)
-        return (1 - LID_SHADOW * np.exp(-below)).astype(np.float32)
+        return (1 - LID_SHADOW * closure * np.exp(-below)).astype(np.float32)
 
     def _lash_line(self, region: np.ndarray, loop: np.ndarray, offset, fade: float, width: float, eye: int) -> np.ndarray:
         """Darken a line along the (closing) upper lid, opacity `fade`."""

@@ -43,8 +43,9 @@ class Renderer:
         frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
         for eye, (loop, iris, ids) in enumerate(zip(rig.eye_loops, rig.iris_ids, rig.eye_frames)):
-            rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)], targets.landmarks[iris[0]],
-                          targets.landmarks[list(ids)], targets.lid_closure[eye])
+            rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
+                          targets.landmarks[iris[0]] - targets.iris_rest[eye], targets.landmarks[list(ids)],
+                          targets.lid_closure[eye])
         draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
         return frame
 

@@ -69,6 +69,7 @@ class Targets:
     landmarks: np.ndarray
     lid_closure: tuple[float, float]  # (right eye, left eye) in [0, 1]
     depth: np.ndarray  # (N,) per control point, pixels, smaller is nearer the camera
+    iris_rest: np.ndarray  # (2, 2) where each iris centre would be without gaze (right eye, left eye)
 
 
 class PortraitRig:
@@ -178,7 +179,7 @@ class PortraitRig:
         canon += self.basis.displacement(trusted - self.rest_expression, skip=self.skip_rows)
         self._keep_lip_thickness(canon)
         self._close_crossed_lips(canon)
-        closures = self._blink_and_gaze(canon, expression, gaze)
+        closures, shifts = self._blink_and_gaze(canon, expression, gaze)
 
         yaw, pitch, roll, tx, ty, scale = (float(head[HEAD_FIELDS.index(k)]) for k in HEAD_FIELDS)
         rot = euler_to_rotation(yaw, pitch, roll)
@@ -205,7 +206,9 @@ class PortraitRig:
         landmarks[:N_FACE_VERTICES] = control[:N_FACE_VERTICES]  # what the mesh shows (irises: their own layer)
         far = float(max(face_3d[:, 2].max(), ring_3d[:, 2].max())) + self.face.width  # the background
         depth = np.concatenate([face_3d[:N_FACE_VERTICES, 2], ring_3d[:, 2], np.full(len(fixed), far)])
-        return Targets(control, landmarks, closures, depth)
+        centres = [L.IRIS_RIGHT[0], L.IRIS_LEFT[0]]
+        iris_rest = self.pose.apply(move(canon[centres] - shifts))[:, :2]
+        return Targets(control, landmarks, closures, depth, iris_rest)
 
     def _keep_lip_thickness(self, canon: np.ndarray) -> None:
         """Keep each lip at least MIN_LIP_THICKNESS of its own thickness: the outer edge gives way
@@ -230,15 +233,16 @@ class PortraitRig:
             canon[np.array(up_ids)[crossed], 1] = mid[crossed]
             canon[np.array(lo_ids)[crossed], 1] = mid[crossed]
 
-    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> tuple[float, float]:
-        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises. The ring
+    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray):
+        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises; returns the
+        lid closures (right, left) and the irises' gaze shifts (2, 3, canonical). The ring
         above each upper lid (lashes, liner) moves with the lid, so a closing lid comes down with its
         own lash line; the irises do not move with the lids (a closing lid covers them)."""
         eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.EYE_RIGHT_LID_FOLD,
                  L.EYE_RIGHT_CREASE, L.IRIS_RIGHT, L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
                 (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.EYE_LEFT_LID_FOLD,
                  L.EYE_LEFT_CREASE, L.IRIS_LEFT, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
-        closures = []
+        closures, shifts = [], []
         for k, upper, lower, fold, crease, iris, outer, inner in eyes:
             rest = float(self.rest_expression[k])
             closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
@@ -262,4 +266,5 @@ class PortraitRig:
             canon[list(fold), 1] += LID_FOLD_FOLLOWS_GAZE * (LID_FOLLOWS_GAZE[0] * shift[1] * taper + arch)
             canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1] * taper
             closures.append(closure)
-        return closures[0], closures[1]
+            shifts.append(shift)
+        return (closures[0], closures[1]), np.array(shifts)
