@@ -35,6 +35,22 @@ def _pose_sweep():
     return module
 
 
+def _load(stem: str) -> tuple[np.ndarray, str]:
+    """(H, W, 3) uint8 RGB of ../shared/data/real/<stem>.png|.jpg, or the first frame of <stem>.mp4."""
+    import cv2
+
+    from talkinghead.io import load_image
+
+    for path in sorted(REAL.iterdir()):
+        if path.stem == stem and path.suffix.lower() in (".png", ".jpg"):
+            return load_image(path), path.name
+        if path.stem == stem and path.suffix.lower() == ".mp4":
+            ok, frame = cv2.VideoCapture(str(path)).read()
+            if ok:
+                return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), path.name
+    raise SystemExit(f"no portrait or readable clip named {stem} in {REAL}")
+
+
 def frames_for(portrait) -> tuple[list[str], list[np.ndarray]]:
     """Names and rendered frames of the sheet's poses."""
     from talkinghead.face import landmarks as L
@@ -95,7 +111,8 @@ def sheet_row(portrait, names, frames, track, sweep) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--portraits", nargs="+", required=True, help="stems of images in ../shared/data/real")
+    parser.add_argument("--portraits", nargs="+", required=True,
+                        help="stems of images in ../shared/data/real (a clip's stem: its first frame)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "eye_sheet")
     args = parser.parse_args()
@@ -103,15 +120,14 @@ def main() -> None:
     import cv2
 
     from talkinghead.face.tracking import track_frames
-    from talkinghead.io import load_image
     from talkinghead.pipeline import prepare_portrait
 
     sweep = _pose_sweep()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for stem in args.portraits:
-        path = next(p for p in REAL.iterdir() if p.stem == stem and p.suffix.lower() in (".png", ".jpg"))
-        portrait = prepare_portrait(load_image(path), args.size, path.name)
+        image, name = _load(stem)
+        portrait = prepare_portrait(image, args.size, name)
         names, frames = frames_for(portrait)
         track = track_frames(frames, 25.0, video=False)
         row = sheet_row(portrait, names, frames, track, sweep)

@@ -33,6 +33,8 @@ LID_SHADOW_WIDTH = 0.06  # eye widths over which the lid's shadow fades
 LASH_WIDTH = 0.08  # lash line thickness at the seam, in eye widths (at least 1 px)
 LASH_FROM, LASH_FULL = 0.6, 0.95  # the seam's lash line fades in between these lid closures
 LASH_PERCENTILE = 10  # the lash colour: this percentile of brightness along the upper lid
+LID_MOVED_PX = 1.0  # lids this many pixels off their place (2x: fully) use the eyeball without lid-margin
+# pixels; an iris moved this many pixels (fully) is drawn without the rim of sclera around it
 IRIS_KEEP_INSIDE = 0.2  # the iris centre stays this share of the opening's height inside each lid (soft)
 IRIS_KEEP_FROM_CORNER = 0.5  # ... and this many iris radii from each corner (soft)
 OPENING_DILATE = 0.06  # eye widths: the opening as the tracker outlined it, grown by this (landmarks miss its edge)
@@ -61,6 +63,11 @@ def fit_affine(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(3, 2) least-squares affine M with [x, y, 1] @ M taking target points (N, 2) to source points (N, 2)."""
     design = np.concatenate([target, np.ones((len(target), 1))], 1)
     return np.linalg.lstsq(design, source, rcond=None)[0]
+
+
+def _apply_inverse(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Source points (N, 2) taken back to target pixels by the inverse of the (3, 2) affine m."""
+    return np.linalg.solve(m[:2].T, (points - m[2]).T).T
 
 
 def _soft_clip(value: float, lo: float, hi: float) -> float:
@@ -109,8 +116,11 @@ class EyeLayer:
     def __init__(self, image: np.ndarray, loops: list[np.ndarray], irises: list[np.ndarray], frames: list[np.ndarray]):
         self.image = image
         self.ball = image.copy()  # sclera with the irises painted over, carried past the openings
+        self.ball_clean = image.copy()  # the same without the lid margins' own pixels (for moved lids)
+        self.loops = [np.asarray(loop, np.float64) for loop in loops]
         self.iris = image.copy()  # each iris completed to a full disc
         self.iris_alpha = np.zeros(image.shape[:2], np.float32)
+        self.iris_rim = np.zeros(image.shape[:2], np.float32)  # the part of iris_alpha beyond the iris's radius
         self.frames = [np.asarray(f, np.float64) for f in frames]
         self.centres, self.radii, self.widths, self.lash = [], [], [], []
         h, w = image.shape[:2]
@@ -160,10 +170,14 @@ class EyeLayer:
             fill = near * t + far * (1 - t)
         keep = ((opening > 0.5) & (dist > radius * IRIS_PAINT_MARGIN - 1)).astype(np.float32)[..., None]
         self.ball[y0:y1, x0:x1] = np.clip(sub * keep + fill * (1 - keep), 0, 255).astype(np.uint8)
+        keep = cv2.GaussianBlur(sclera, (0, 0), 0.7)[..., None]
+        self.ball_clean[y0:y1, x0:x1] = np.clip(sub * keep + fill * (1 - keep), 0, 255).astype(np.uint8)
         local = (xs - np.float32(x0), ys - np.float32(y0))
         self.iris[y0:y1, x0:x1] = self._full_iris(sub, opening > 0.5, *local, centre - (x0, y0), radius, dist)
-        # the iris out to where it was painted over (at rest the portrait's eye comes back as it was)
+        # the iris out to where it was painted over (at rest the portrait's eye comes back as it was);
+        # a moved iris only to its own radius (no rim of the portrait's sclera moves with it)
         self.iris_alpha[y0:y1, x0:x1] = np.clip(radius * IRIS_PAINT_MARGIN + 0.5 - dist, 0, 1)
+        self.iris_rim[y0:y1, x0:x1] = self.iris_alpha[y0:y1, x0:x1] - np.clip(radius + 0.5 - dist, 0, 1)
 
     @staticmethod
     def _full_iris(sub: np.ndarray, visible: np.ndarray, xs: np.ndarray, ys: np.ndarray, centre: np.ndarray,
@@ -224,31 +238,48 @@ class EyeLayer:
             closed = cv2.remap(self.closed, sub[..., 0], sub[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             region += weight * (closed.astype(np.float32) - region)
         if opening.max() > 0:
-            m = fit_affine(self.frames[eye], frame_points)
-            # the iris at rest is where the eyeball's placement puts the portrait's iris; gaze moves it
-            # from there, kept inside the opening (the same clamp applied at rest is taken off, so an
-            # eye looking ahead is the portrait's, to the pixel)
-            rest = np.linalg.solve(m[:2].T, self.centres[eye] - m[2])
-            radius = self.radii[eye] / np.sqrt(abs(np.linalg.det(m[:2])))
-            iris_centre = rest + _keep_inside(loop, rest + gaze_shift, radius) - _keep_inside(loop, rest, radius)
-            ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-            sx = (xs * m[0, 0] + ys * m[1, 0] + m[2, 0]).astype(np.float32)
-            sy = (xs * m[0, 1] + ys * m[1, 1] + m[2, 1]).astype(np.float32)
-            sclera = cv2.remap(self.ball, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-            dx, dy = xs - np.float32(iris_centre[0]), ys - np.float32(iris_centre[1])
-            cx, cy = self.centres[eye]
-            qx = (cx + dx * m[0, 0] + dy * m[1, 0]).astype(np.float32)
-            qy = (cy + dx * m[0, 1] + dy * m[1, 1]).astype(np.float32)
-            iris = cv2.remap(self.iris, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-            alpha = cv2.remap(self.iris_alpha, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
-            ball = sclera + alpha * (iris - sclera)
-            if closure > 0:  # a lowered lid shades the eyeball under it (the portrait has its own at rest)
-                ball *= self._lid_shadow(loop, xs[0], ys[:, :1], target_width, closure)[..., None]
+            ball = self._eyeball(eye, loop, gaze_shift, frame_points, (x0, y0, x1, y1), closure)
             region += opening[..., None] * (ball - region)
         fade = float(np.clip((closure - LASH_FROM) / (LASH_FULL - LASH_FROM), 0, 1))
         if fade > 0:
             region = self._lash_line(region, loop, (x0, y0), fade, target_width, eye)
         frame[y0:y1, x0:x1] = np.clip(region, 0, 255).astype(np.uint8)
+
+    def _eyeball(self, eye: int, loop: np.ndarray, gaze_shift: np.ndarray, frame_points: np.ndarray, box,
+                 closure: float) -> np.ndarray:
+        """(h, w, 3) float32 eyeball over box (x0, y0, x1, y1, target pixels): the sclera and the iris
+        placed by the affine fitted to the frame points, the iris moved by gaze_shift."""
+        x0, y0, x1, y1 = box
+        m = fit_affine(self.frames[eye], frame_points)
+        # the iris at rest is where the eyeball's placement puts the portrait's iris; gaze moves it
+        # from there, kept inside the opening (the same clamp applied at rest is taken off, so an
+        # eye looking ahead is the portrait's, to the pixel)
+        rest = _apply_inverse(m, self.centres[eye][None])[0]
+        radius = self.radii[eye] / np.sqrt(abs(np.linalg.det(m[:2])))
+        iris_centre = rest + _keep_inside(loop, rest + gaze_shift, radius) - _keep_inside(loop, rest, radius)
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        sx = (xs * m[0, 0] + ys * m[1, 0] + m[2, 0]).astype(np.float32)
+        sy = (xs * m[0, 1] + ys * m[1, 1] + m[2, 1]).astype(np.float32)
+        sclera = cv2.remap(self.ball, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        # lids moved off their place in the portrait: its lid-margin pixels would show inside the opening
+        moved = float(np.abs(loop - _apply_inverse(m, self.loops[eye])).max())
+        clean = float(np.clip((moved - LID_MOVED_PX) / LID_MOVED_PX, 0, 1))
+        if clean > 0:
+            other = cv2.remap(self.ball_clean, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            sclera += clean * (other.astype(np.float32) - sclera)
+        dx, dy = xs - np.float32(iris_centre[0]), ys - np.float32(iris_centre[1])
+        cx, cy = self.centres[eye]
+        qx = (cx + dx * m[0, 0] + dy * m[1, 0]).astype(np.float32)
+        qy = (cy + dx * m[0, 1] + dy * m[1, 1]).astype(np.float32)
+        iris = cv2.remap(self.iris, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        alpha = cv2.remap(self.iris_alpha, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        moved_iris = float(np.clip(np.abs(iris_centre - rest).max() / LID_MOVED_PX, 0, 1))
+        if moved_iris > 0:
+            alpha -= moved_iris * cv2.remap(self.iris_rim, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        ball = sclera + alpha[..., None] * (iris - sclera)
+        if closure > 0:  # a lowered lid shades the eyeball under it (the portrait has its own at rest)
+            ball *= self._lid_shadow(loop, xs[0], ys[:, :1], max(float(np.ptp(loop[:, 0])), 1.0), closure)[..., None]
+        return ball
 
     @staticmethod
     def _lid_shadow(loop: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: float, closure: float) -> np.ndarray:
