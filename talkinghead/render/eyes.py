@@ -38,7 +38,6 @@ LID_MOVED_PX = 1.0  # lids this many pixels off their place (2x: fully) use the 
 IRIS_KEEP_INSIDE = 0.2  # the iris centre stays this share of the opening's height inside each lid (soft)
 IRIS_KEEP_FROM_CORNER = 0.5  # ... and this many iris radii from each corner (soft)
 OPENING_DILATE = 0.06  # eye widths: the opening as the tracker outlined it, grown by this (landmarks miss its edge)
-LASH_BAND = 0.0  # eye widths above the upper lid (lashes, liner) that also become lid skin as the lids meet
 CLOSED_SOFTNESS = 0.04  # eye widths: blur of the lid-skin patch's edge (no seam where it meets the lid)
 SKIN_FROM, SKIN_FULL = 0.5, 0.9  # closures over which what the lids would still show of the opening becomes lid skin
 
@@ -134,9 +133,7 @@ class EyeLayer:
             self.lash.append(self._lash_colour(loop))
             self._prepare(loop, centre, radius, self.widths[-1])
             grow = max(2, int(round(OPENING_DILATE * self.widths[-1])))
-            half = len(loop) // 2
-            band = np.concatenate([loop[: half + 1], loop[half::-1] - (0, LASH_BAND * self.widths[-1])])
-            cv2.fillPoly(openings, [np.round(loop).astype(np.int32), np.round(band).astype(np.int32)], 255)
+            cv2.fillPoly(openings, [np.round(loop).astype(np.int32)], 255)
             openings = np.maximum(openings, cv2.dilate(openings, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)))
         # closed lids: the (grown) openings filled from the surrounding skin, for what the head layer
         # would still show of the portrait's opening when the lids meet (Telea inpainting)
