@@ -7,7 +7,8 @@
 For each portrait: every pose of talkinghead.render.sweep is rendered at 512 px and re-tracked frame by
 frame (MediaPipe image mode). Figures: re-tracked yaw / pitch against requested (correlation, slope;
 rotation relative to the portrait's own landmarks), re-tracked iris offset against requested gaze
-(slope, eye widths), share of full blinks the tracker scores closed (mean eyeBlink >= 0.5), faces
+(slope, eye widths; iris_slope_fixed: the same against the portrait's own eye corners, which the
+gaze frames do not move, since the tracker drags its corners along with the iris and lids), share of full blinks the tracker scores closed (mean eyeBlink >= 0.5), faces
 found, dlib identity distance to the portrait averaged over the extreme poses (as `talkinghead eval`),
 and the fold checks: share of head-box pixels whose full-resolution sampling map has a Jacobian
 determinant <= 0 (occlusion edges, where a near surface covers a far one, count here), and the mesh
@@ -59,6 +60,20 @@ def iris_offsets(landmarks: np.ndarray) -> np.ndarray:
     return (offsets[0] + offsets[1]) / 2
 
 
+def with_portrait_corners(landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) re-tracked landmarks with the four eye corners replaced by the portrait's own
+    (478, 3). Only for frames without head motion (the gaze frames): there the rendered corners are
+    the portrait's (mesh vertices that neither gaze nor the lids move), while the tracker drags its
+    corners along with the iris and lids; the iris offset is then measured against corners that
+    did not move."""
+    from talkinghead.face import landmarks as L
+
+    out = landmarks.copy()
+    corners = [L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER]
+    out[:, corners] = reference[corners]
+    return out
+
+
 def render_sweep(portrait, poses) -> tuple[list[np.ndarray], list[tuple[float, float]], list[dict]]:
     """Frames (H, W, 3) uint8 of every pose, (fold share, min det) of each frame's full-resolution head
     map (occlusion edges count as folds there), and each frame's mesh fold check (render.folds)."""
@@ -96,6 +111,7 @@ def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndar
     requested = np.array([[p.yaw, p.pitch, p.roll] for p in poses])
     gaze_ids = [i for i, p in enumerate(poses) if p.name.startswith("gaze") or p.name == "neutral"]
     iris = iris_offsets(track.landmarks[gaze_ids]) - iris_offsets(reference[None])[0]
+    iris_fixed = iris_offsets(with_portrait_corners(track.landmarks[gaze_ids], reference)) - iris_offsets(reference[None])[0]
     asked = np.array([poses[i].gaze for i in gaze_ids])
     blinks = [i for i, p in enumerate(poses) if p.blink]
     scores = blink_score(track.blendshapes)
@@ -105,6 +121,7 @@ def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndar
     row["iris_slope_x"], _ = _slope_corr(asked[:, 0], iris[:, 0])
     row["iris_slope_y"], _ = _slope_corr(asked[:, 1], iris[:, 1])
     row["iris_slope"], _ = _slope_corr(asked.ravel(), iris.ravel())
+    row["iris_slope_fixed"], _ = _slope_corr(asked.ravel(), iris_fixed.ravel())
     row["blink_closed"] = float(np.mean([track.found[i] and scores[i] >= BLINK_CLOSED for i in blinks]))
     row["blink_scores"] = [round(float(scores[i]), 3) for i in blinks]
     row["fold_share_max"] = max(f[0] for f in folds)
@@ -119,7 +136,7 @@ def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndar
         row["identity_extremes"] = float(np.mean([identity.distance(ref, encoder.descriptor(frames[i], track.landmarks[i]))
                                                   for i in extremes])) if extremes else float("nan")
     row["_requested"], row["_rotations"] = requested.tolist(), rotations.tolist()
-    row["_gaze_asked"], row["_iris"] = asked.tolist(), iris.tolist()
+    row["_gaze_asked"], row["_iris"], row["_iris_fixed"] = asked.tolist(), iris.tolist(), iris_fixed.tolist()
     return row, frames
 
 
@@ -156,6 +173,8 @@ def pooled(rows: list[dict]) -> dict:
     out["iris_slope_x"], _ = _slope_corr(asked[:, 0], iris[:, 0])
     out["iris_slope_y"], _ = _slope_corr(asked[:, 1], iris[:, 1])
     out["iris_slope"], _ = _slope_corr(asked.ravel(), iris.ravel())
+    fixed = np.concatenate([np.array(r["_iris_fixed"]) for r in rows])
+    out["iris_slope_fixed"], _ = _slope_corr(asked.ravel(), fixed.ravel())
     out["blink_closed"] = float(np.mean([r["blink_closed"] for r in rows]))
     ids = [r["identity_extremes"] for r in rows if np.isfinite(r.get("identity_extremes", np.nan))]
     out["identity_extremes"] = float(np.mean(ids)) if ids else float("nan")
@@ -167,7 +186,7 @@ def pooled(rows: list[dict]) -> dict:
 
 
 COLUMNS = ("found", "yaw_corr", "yaw_slope", "pitch_corr", "pitch_slope", "roll_slope", "iris_slope",
-           "iris_slope_x", "iris_slope_y", "blink_closed", "identity_extremes", "fold_share_max",
+           "iris_slope_x", "iris_slope_y", "iris_slope_fixed", "blink_closed", "identity_extremes", "fold_share_max",
            "mesh_fold_share_max", "holes")
 
 

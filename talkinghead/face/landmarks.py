@@ -30,6 +30,16 @@ EYE_RIGHT_OUTER_CORNER = 33
 EYE_LEFT_OUTER_CORNER = 263
 EYE_RIGHT_INNER_CORNER = 133
 EYE_LEFT_INNER_CORNER = 362
+# the ring just above each upper lid (top of the lashes and liner), paired with the lid points above
+EYE_RIGHT_LID_FOLD = (247, 30, 29, 27, 28, 56, 190)
+EYE_LEFT_LID_FOLD = (467, 260, 259, 257, 258, 286, 414)
+# the ring under each brow (the lid's crease), paired with the lid points below
+EYE_RIGHT_CREASE = (113, 225, 224, 223, 222, 221, 189)
+EYE_LEFT_CREASE = (342, 445, 444, 443, 442, 441, 413)
+# points around each eye that neither a blink nor gaze moves (corners, the ring below the lower lid):
+# the eyeball's frame
+EYE_RIGHT_FRAME = (33, 133, 130, 25, 110, 24, 23, 22, 26, 112, 243)
+EYE_LEFT_FRAME = (263, 362, 359, 255, 339, 254, 253, 252, 256, 341, 463)
 IRIS_RIGHT = (468, 469, 470, 471, 472)  # centre first
 IRIS_LEFT = (473, 474, 475, 476, 477)
 

@@ -42,9 +42,10 @@ class Renderer:
         frame = rig.image.copy()
         frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
-        for eye, (loop, iris) in enumerate(zip(rig.eye_loops, rig.iris_ids)):
+        for eye, (loop, iris, ids) in enumerate(zip(rig.eye_loops, rig.iris_ids, rig.eye_frames)):
             rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
-                          targets.landmarks[iris[0]], targets.lid_closure[eye])
+                          targets.landmarks[iris[0]] - targets.iris_rest[eye], targets.landmarks[list(ids)],
+                          targets.lid_closure[eye])
         draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
         return frame
 

@@ -29,8 +29,12 @@ NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the he
 OUTER_RING_SCALE = 3.0  # fixed anchors this far out hold the background
 RING_BORDER_MARGIN = 0.25  # head-ring points closer than this (face widths) to the frame's edge follow the head less
 BORDER_ANCHORS_PER_SIDE = 8
-BLINK_MEET = 0.2  # closed lids meet this far up from the lower lid (fraction of the opening)
+BLINK_MEET = 0.05  # closed lids meet this far up from the lower lid (fraction of the opening)
 LID_FOLLOWS_GAZE = (0.6, 0.3)  # share of the iris's vertical move the upper and lower lid follow
+LID_FOLD_FOLLOWS_BLINK = 1.0  # share of the upper lid's blink move the ring above it (lashes, liner) follows
+LID_CREASE_FOLLOWS_BLINK = 0.7  # ... and the crease below the brow (the closed lid's skin is stretched over both bands)
+LID_RIDES_IRIS = 0.5  # share of the iris's sideways move the upper lid's arch follows
+LID_FOLD_FOLLOWS_GAZE = 0.5  # share of the upper lid's gaze move the ring above it follows
 BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
@@ -49,6 +53,14 @@ def similarity_2d(source: np.ndarray, target: np.ndarray):
     return apply
 
 
+def _slide_profile(points: np.ndarray, dx: float, weight: np.ndarray) -> np.ndarray:
+    """(n,) change in height of lid points (n, 3, ordered along the lid) whose outline slides sideways
+    by dx, scaled by weight (n,) (0 keeps a point, e.g. at the corners)."""
+    order = np.argsort(points[:, 0])
+    moved = np.interp(points[:, 0] - dx, points[order, 0], points[order, 1])
+    return weight * (moved - points[:, 1])
+
+
 @dataclass(frozen=True)
 class Targets:
     """Per-frame target positions (pixels): control (N, 2) and face landmarks (478, 2)."""
@@ -57,6 +69,7 @@ class Targets:
     landmarks: np.ndarray
     lid_closure: tuple[float, float]  # (right eye, left eye) in [0, 1]
     depth: np.ndarray  # (N,) per control point, pixels, smaller is nearer the camera
+    iris_rest: np.ndarray  # (2, 2) where each iris centre would be without gaze (right eye, left eye)
 
 
 class PortraitRig:
@@ -93,8 +106,10 @@ class PortraitRig:
 
         self.eye_loops = (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)
         self.iris_ids = (L.IRIS_RIGHT, L.IRIS_LEFT)
+        self.eye_frames = (L.EYE_RIGHT_FRAME, L.EYE_LEFT_FRAME)
         self.eyes = EyeLayer(image, [face.landmarks[list(loop), :2] for loop in self.eye_loops],
-                             [face.landmarks[list(iris), :2] for iris in self.iris_ids])
+                             [face.landmarks[list(iris), :2] for iris in self.iris_ids],
+                             [face.landmarks[list(ids), :2] for ids in self.eye_frames])
         self.source_mouth = MouthFrame.from_lips(face.landmarks[list(L.LIPS_UPPER_INNER), :2],
                                                  face.landmarks[list(L.LIPS_LOWER_INNER), :2])
         self.mouth_style = MouthStyle.for_portrait(image, face.box)
@@ -164,7 +179,7 @@ class PortraitRig:
         canon += self.basis.displacement(trusted - self.rest_expression, skip=self.skip_rows)
         self._keep_lip_thickness(canon)
         self._close_crossed_lips(canon)
-        closures = self._blink_and_gaze(canon, expression, gaze)
+        closures, shifts = self._blink_and_gaze(canon, expression, gaze)
 
         yaw, pitch, roll, tx, ty, scale = (float(head[HEAD_FIELDS.index(k)]) for k in HEAD_FIELDS)
         rot = euler_to_rotation(yaw, pitch, roll)
@@ -191,7 +206,9 @@ class PortraitRig:
         landmarks[:N_FACE_VERTICES] = control[:N_FACE_VERTICES]  # what the mesh shows (irises: their own layer)
         far = float(max(face_3d[:, 2].max(), ring_3d[:, 2].max())) + self.face.width  # the background
         depth = np.concatenate([face_3d[:N_FACE_VERTICES, 2], ring_3d[:, 2], np.full(len(fixed), far)])
-        return Targets(control, landmarks, closures, depth)
+        centres = [L.IRIS_RIGHT[0], L.IRIS_LEFT[0]]
+        iris_rest = self.pose.apply(move(canon[centres] - shifts))[:, :2]
+        return Targets(control, landmarks, closures, depth, iris_rest)
 
     def _keep_lip_thickness(self, canon: np.ndarray) -> None:
         """Keep each lip at least MIN_LIP_THICKNESS of its own thickness: the outer edge gives way
@@ -216,26 +233,38 @@ class PortraitRig:
             canon[np.array(up_ids)[crossed], 1] = mid[crossed]
             canon[np.array(lo_ids)[crossed], 1] = mid[crossed]
 
-    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> tuple[float, float]:
-        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises."""
-        eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.IRIS_RIGHT,
-                 L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
-                (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.IRIS_LEFT,
-                 L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
-        closures = []
-        for k, upper, lower, iris, outer, inner in eyes:
+    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray):
+        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises; returns the
+        lid closures (right, left) and the irises' gaze shifts (2, 3, canonical). The ring
+        above each upper lid (lashes, liner) moves with the lid, so a closing lid comes down with its
+        own lash line; the irises do not move with the lids (a closing lid covers them)."""
+        eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.EYE_RIGHT_LID_FOLD,
+                 L.EYE_RIGHT_CREASE, L.IRIS_RIGHT, L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
+                (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.EYE_LEFT_LID_FOLD,
+                 L.EYE_LEFT_CREASE, L.IRIS_LEFT, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
+        closures, shifts = [], []
+        for k, upper, lower, fold, crease, iris, outer, inner in eyes:
             rest = float(self.rest_expression[k])
             closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
             up, lo = canon[list(upper)], canon[list(lower)]
             lid_move = closure * BLINK_OVERLAP * (1 - BLINK_MEET) * (lo - up)
             canon[list(upper)] = up + lid_move
+            canon[list(fold)] += LID_FOLD_FOLLOWS_BLINK * lid_move
+            canon[list(crease)] += LID_CREASE_FOLLOWS_BLINK * lid_move
             canon[list(lower)] = lo + closure * BLINK_OVERLAP * BLINK_MEET * (up - lo)
             eye_width = float(np.linalg.norm(canon[outer, :2] - canon[inner, :2]))
             shift = np.zeros(3)
-            shift[:2] = np.asarray(gaze, float) * eye_width * (1 - closure)
-            canon[list(iris)] += shift + lid_move.mean(0)
-            # the lids follow the eye up and down (as real lids do), so a vertical gaze shows
-            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1]
-            canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1]
+            shift[:2] = np.asarray(gaze, float) * eye_width
+            canon[list(iris)] += shift
+            # the lids follow the eye up and down (as real lids do), most in the middle and not at the
+            # corners (the opening's height profile), so a vertical gaze shows and the corners stay
+            gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
+            taper = gap / max(float(gap.max()), 1e-6)
+            # ... and the upper lid's arch slides sideways with the eye (it rides on the cornea)
+            arch = _slide_profile(up, LID_RIDES_IRIS * shift[0], taper)
+            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1] * taper + arch
+            canon[list(fold), 1] += LID_FOLD_FOLLOWS_GAZE * (LID_FOLLOWS_GAZE[0] * shift[1] * taper + arch)
+            canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1] * taper
             closures.append(closure)
-        return closures[0], closures[1]
+            shifts.append(shift)
+        return (closures[0], closures[1]), np.array(shifts)

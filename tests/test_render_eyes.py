@@ -1,0 +1,143 @@
+"""The eye layer (issue 12), checked the way the pose sweep checks it: rendered frames re-tracked by MediaPipe.
+
+Regression guards on named real portraits at 512 px, not the issue's targets (scripts/pose_sweep.py
+measures those over all twelve, docs/renderer.md has the figures; liveportrait_s10 and sadtalker_art20
+still do not read as closed there). hallo_ref3 (heavy winged liner) is in every check: its blinks read
+open with the old eye layer (0.47).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talkinghead.face import landmarks as L
+from talkinghead.motion.types import HEAD_FIELDS
+
+SIZE = 512
+BLINK_PORTRAITS = ("hallo_ref3.jpg", "sadtalker_art14.png", "sadtalker_people0.png")
+GAZE_PORTRAITS = ("hallo_ref3.jpg", "sadtalker_art14.png", "dreamtalk_face3.png", "sadtalker_people0.png")
+CLOSED = 0.5  # the pose sweep's threshold on the mean eyeBlink score
+GAZE = 0.3  # eye widths, the pose sweep's gaze corner
+MIN_GAZE_SLOPE = 0.7  # re-tracked iris move over the requested one (the issue's target)
+REST_EYE_DIFF = 1.0  # mean abs difference (0-255) allowed in the eye box of a frame at rest
+
+
+def _pose_sweep():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "pose_sweep.py"
+    spec = importlib.util.spec_from_file_location("pose_sweep", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def portraits(real_file):
+    """portraits(name) -> (prepared portrait, Renderer) at 512 px, made once per module."""
+    from talkinghead.io import load_image
+    from talkinghead.pipeline import prepare_portrait
+    from talkinghead.render.renderer import Renderer
+
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            portrait = prepare_portrait(load_image(real_file(name)), SIZE, name)
+            made[name] = portrait, Renderer(portrait.image, portrait.face)
+        return made[name]
+
+    return get
+
+
+def _head(yaw: float = 0.0) -> np.ndarray:
+    head = np.zeros(len(HEAD_FIELDS))
+    head[HEAD_FIELDS.index("scale")] = 1.0
+    head[HEAD_FIELDS.index("yaw")] = yaw
+    return head
+
+
+def _blink(rest: np.ndarray, value: float) -> np.ndarray:
+    expression = rest.astype(np.float64).copy()
+    for name in L.BLINK_COEFFS:
+        expression[L.BLENDSHAPE_INDEX[name]] = max(value, expression[L.BLENDSHAPE_INDEX[name]])
+    return expression
+
+
+@pytest.mark.parametrize("name", BLINK_PORTRAITS)
+def test_a_full_blink_retracks_as_closed(portraits, name):
+    from talkinghead.face.measure import blink_score
+    from talkinghead.face.tracking import track_frames
+
+    portrait, renderer = portraits(name)
+    rest = portrait.face.blendshapes
+    frames = [renderer.render_frame(_blink(rest, value), _head(), np.zeros(2)) for value in (0.0, 1.0)]
+    track = track_frames(frames, 25.0, video=False)
+    assert track.found.all()
+    scores = blink_score(track.blendshapes)
+    assert scores[0] < CLOSED, f"{name}: open eyes read closed ({scores[0]:.2f})"
+    assert scores[1] >= CLOSED, f"{name}: a full blink reads open (eyeBlink {scores[1]:.2f})"
+
+
+def test_a_sideways_gaze_moves_the_retracked_iris_as_far_as_asked(portraits):
+    """Iris offset against the portrait's own eye corners (the gaze frames do not move them; the
+    tracker drags its own corners along, see scripts/pose_sweep.py), gaze -0.3 and +0.3 eye widths."""
+    from talkinghead.face.tracking import track_frames
+
+    sweep = _pose_sweep()
+    for name in GAZE_PORTRAITS:
+        portrait, renderer = portraits(name)
+        rest = portrait.face.blendshapes
+        frames = [renderer.render_frame(rest, _head(), np.array([gx, 0.0])) for gx in (-GAZE, GAZE)]
+        track = track_frames(frames, 25.0, video=False)
+        assert track.found.all()
+        offsets = sweep.iris_offsets(sweep.with_portrait_corners(track.landmarks, portrait.face.landmarks))
+        slope = (offsets[1, 0] - offsets[0, 0]) / (2 * GAZE)
+        assert slope >= MIN_GAZE_SLOPE, f"{name}: the iris moved {slope:.2f} of the requested gaze"
+
+
+@pytest.mark.parametrize("name", ("hallo_ref3.jpg", "sadtalker_art14.png"))
+def test_eyes_at_rest_are_the_portraits_own(portraits, name):
+    """Looking ahead with open lids, the eye layer gives back the portrait's eyes (it once redrew them:
+    mean difference 2.5-3.9 in the eye box, which cost identity at the extremes)."""
+    portrait, renderer = portraits(name)
+    frame = renderer.render_frame(portrait.face.blendshapes, _head(), np.zeros(2)).astype(np.float64)
+    lm = portrait.face.landmarks[:, :2]
+    eyes = lm[list(L.EYE_RIGHT_LOOP) + list(L.EYE_LEFT_LOOP)]
+    (x0, y0), (x1, y1) = np.floor(eyes.min(0) - 4).astype(int), np.ceil(eyes.max(0) + 4).astype(int)
+    diff = np.abs(frame - portrait.image)[y0:y1, x0:x1].mean()
+    assert diff <= REST_EYE_DIFF, f"{name}: eyes at rest differ from the portrait by {diff:.2f} on average"
+
+
+def test_a_closing_lid_comes_down_over_a_still_iris(portraits):
+    """Half closed, the upper lid is lowered (the eye layer draws less of the eyeball) while the iris
+    stays where it was; fully closed, no eyeball is drawn at all (no ghost of the iris)."""
+    portrait, renderer = portraits("sadtalker_art14.png")
+    rest = portrait.face.blendshapes
+    targets = [renderer.rig.targets(_blink(rest, v), _head(), np.zeros(2)) for v in (0.0, 0.5, 1.0)]
+    upper, lower = list(L.EYE_RIGHT_UPPER_LID), list(L.EYE_RIGHT_LOWER_LID)
+    gaps = [float(np.mean(t.landmarks[lower, 1] - t.landmarks[upper, 1])) for t in targets]
+    assert gaps[1] < 0.6 * gaps[0] and gaps[2] < 0.1 * gaps[0]
+    for t in targets:
+        assert np.allclose(t.landmarks[L.IRIS_RIGHT[0]], targets[0].landmarks[L.IRIS_RIGHT[0]])
+    closed = renderer.render_frame(_blink(rest, 1.0), _head(), np.zeros(2))
+    half = renderer.render_frame(_blink(rest, 0.5), _head(), np.zeros(2))
+    lm = portrait.face.landmarks
+    cx, cy = np.round(lm[L.IRIS_RIGHT[0], :2]).astype(int)
+    r = max(2, int(np.linalg.norm(lm[L.IRIS_RIGHT[1], :2] - lm[L.IRIS_RIGHT[0], :2]) * 0.5))
+    iris = portrait.image[cy - r:cy + r, cx - r:cx + r].astype(float).mean()
+    # the closed eye's middle is lid skin, brighter than the dark iris that was there
+    assert closed[cy - r:cy + r, cx - r:cx + r].astype(float).mean() > iris + 20
+    assert not np.array_equal(half, closed)
+
+
+def test_smooth_lid_meets_both_corners():
+    from talkinghead.render.eyes import _smooth_lid
+
+    xs = np.linspace(0, 40, 7)
+    lid = np.stack([xs, 10 - 0.02 * xs * (40 - xs) + np.array([0, 1, -1, 1, -1, 1, 0])], 1)  # a jittered arch
+    arc = _smooth_lid(lid)
+    assert np.allclose(arc[0], lid[0]) and np.allclose(arc[-1], lid[-1])
+    assert (np.diff(np.sign(np.diff(arc[:, 1]))) != 0).sum() <= 1  # one turning point: no zigzag
