@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from talkinghead.audio.features import extract_features
+from talkinghead.audio.features import FeatureStream, extract_features
 from talkinghead.config import SAMPLE_RATE
 from talkinghead.evaluation.metrics import rotation_spread
 from talkinghead.evaluation.motion_measures import STATISTICS, audio_motion_alignment, frechet_distance, window_statistics
@@ -118,15 +118,16 @@ def long_run(variant, clips: list[dict], seconds: float) -> dict:
     fps = FPS
     audio = np.concatenate([c["audio"] for c in clips])
     audio = np.tile(audio, int(np.ceil(seconds * SAMPLE_RATE / len(audio))))[:int(seconds * SAMPLE_RATE)]
-    features = extract_features(audio, fps)
+    stream = FeatureStream(fps)  # with the PCM, as the pipeline streams it (the speech mouth needs it)
     source = audio_motion_source(variant.config.motion)
     rest = clips[0]["rest"]
     source.start(rest, fps)
     parts, rss = [], []
-    for i in range(0, len(features), fps):
-        parts.append(source.push(features.rows(i, i + fps)))
-        if i % (60 * fps) == 0:
+    for second, start in enumerate(range(0, len(audio), SAMPLE_RATE)):
+        parts.append(source.push(stream.push(audio[start:start + SAMPLE_RATE])))
+        if second % 60 == 0:
             rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    parts.append(source.push(stream.flush()))
     vectors = motion_vectors(Motion.concat(parts + [source.flush()]), rest)
     minute = 60 * fps
 

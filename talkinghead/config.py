@@ -210,10 +210,13 @@ class MotionConfig(Validated):
         "the mouth always comes from --mouth")
     motion_model: str = option("", "a trained motion model (.npz from `talkinghead train motion`) for the diffusion "
                                "generators", default_text="the bundled model", flag="--motion-model")
-    diffusion_steps: int = option(4, "sampling steps of the diffusion generators (more: slower, see the README's "
+    diffusion_steps: int = option(10, "sampling steps of the diffusion generators (more: slower, see the README's "
                                   "steps table)", range=(1, 100))
     sampler: Literal["dpmpp_2m", "euler", "heun"] = option(
         "dpmpp_2m", "diffusion sampler: DPM-Solver++(2M), Euler or Heun (Heun costs two network calls a step)")
+    rest_conditioning: bool = option(
+        False, "let the diffusion generator read the portrait's rest expression (off by default: trained on 25 "
+        "speakers, it made motion jittery for faces unlike theirs; off uses the branch trained without it)")
     audio_guidance: float = option(1.0, "classifier-free guidance on the audio: 1 samples the conditioned model, "
                                    "above 1 follows the voice more (two network calls a step)", range=(0.0, 5.0))
 

@@ -192,7 +192,7 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
     back = MotionModel.load(path)
     assert back.config == model.config
     for k, v in model.weights.items():
-        np.testing.assert_array_equal(back.weights[k], v)
+        np.testing.assert_array_equal(back.weights[k], v.astype(np.float16).astype(np.float32))  # stored as float16
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(TalkingHeadError, match="not a readable motion model"):
         MotionModel.load(tmp_path / "bad.npz")
@@ -244,3 +244,30 @@ def test_pipeline_runs_the_diffusion_generator_from_a_checkpoint_file(tmp_path, 
 def test_a_missing_motion_model_is_one_clear_error(astronaut_pipeline_with, tmp_path):
     with pytest.raises(TalkingHeadError, match="does not exist"):
         astronaut_pipeline_with(generator="diffusion", motion_model=str(tmp_path / "nope.npz"))
+
+
+def test_sample_prediction_returns_the_network_output():
+    network = lambda x, c_noise, **_: np.full_like(x, 3.0)  # noqa: E731
+    d = Denoiser(network, sigma_data=1.0, prediction="sample")
+    np.testing.assert_allclose(d(np.zeros((1, 2, 2), np.float32), np.array([0.5], np.float32)), 3.0)
+
+
+def test_a_checkpoint_without_prediction_loads_as_edm(tmp_path):
+    import json
+    path = tmp_path / "old.npz"
+    random_model().save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(str(arrays["meta"]))
+    del meta["config"]["prediction"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert MotionModel.load(path).config.prediction == "edm"
+
+
+def test_short_windows_with_a_long_context_stream_too():
+    model = random_model(ModelConfig(width=16, layers=1, heads=2, window=2, previous=8))
+    features = extract_features(speech(1.3), FPS)
+    whole = run(diffusion(model), features)
+    assert len(whole) == len(features)
+    assert_motion_equal(run(diffusion(model), features, chunks=[1, 1, 5, 3]), whole)

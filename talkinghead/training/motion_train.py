@@ -19,7 +19,7 @@ import torch
 from ..face import landmarks as L
 from ..motion.learned.checkpoint import ModelConfig, MotionModel
 from ..motion.learned.denoiser import loss_weights, scalings
-from ..motion.learned.representation import EXPRESSION, GAZE, HEAD
+from ..motion.learned.representation import EXPRESSION, GAZE, HEAD, standardised_rest
 from ..motion.mixer import REGION_INDEX
 from .motion_data import Clip, WindowSampler, statistics
 from .motion_network import MotionTransformerTorch, export_weights
@@ -45,6 +45,8 @@ class TrainConfig:
     drop_audio: float = 0.2  # condition dropout: share of windows trained without audio
     drop_controls: float = 0.3
     drop_previous: float = 0.1  # trains the first window of a clip (no motion before it)
+    drop_rest: float = 0.3  # rest expression replaced by the training mean: with a few dozen speakers the
+    # model must not tie a style to one face
     mirror: float = 0.5
     head_weight: float = 2.0  # loss weight of the head and gaze dimensions (the rest of the face: 1)
     mouth_weight: float = 0.0  # the mouth dimensions: the mouth comes from the speech model at inference
@@ -57,7 +59,7 @@ CONFIGS = {
     "tiny": TrainConfig(ModelConfig(width=32, layers=1, heads=2, window=8, previous=4), steps=60, batch=8,
                         learning_rate=3e-3, warmup_steps=5, ema_decay=0.9, validate_every=40),
     # this 2-core machine, about 20 minutes: 2 s windows for offline generation
-    "cpu": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10), steps=3000, batch=32),
+    "cpu": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10), steps=4000, batch=32),
     # live sessions: 2-frame (80 ms) windows after 24 frames of context
     "cpu_causal": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=2, previous=24), steps=2500,
                               batch=64),
@@ -84,7 +86,9 @@ def standardised(batch: dict[str, np.ndarray], stats: dict[str, np.ndarray], con
     b = len(batch["motion"])
     motion = (batch["motion"] - stats["motion_mean"]) / stats["motion_std"]
     audio = (batch["audio"] - stats["audio_mean"]) / stats["audio_std"]
-    rest = (batch["rest"] - stats["rest_mean"]) / stats["rest_std"]
+    rest = np.stack([standardised_rest(r, stats) for r in batch["rest"]])
+    if rng is not None:
+        rest *= (rng.random(b) >= config.drop_rest)[:, None]
     controls = (batch["controls"] - stats["control_median"]) / stats["control_std"]
     has_audio = batch["has_audio"].copy()
     has_controls, has_previous = np.ones(b, np.float32), np.ones(b, np.float32)

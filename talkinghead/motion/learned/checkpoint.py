@@ -60,8 +60,8 @@ class MotionModel:
     info: dict
 
     def save(self, path: Path) -> None:
-        """Write the npz (weights as `w/NAME`, statistics as `s/NAME`, config and info as JSON)."""
-        arrays = {f"w/{k}": v.astype(np.float32) for k, v in self.weights.items()}
+        """Write the npz (weights as `w/NAME` in float16, statistics as `s/NAME`, config and info as JSON)."""
+        arrays = {f"w/{k}": v.astype(np.float16) for k, v in self.weights.items()}  # half the file; read as float32
         arrays.update({f"s/{k}": np.asarray(v, np.float32) for k, v in self.stats.items()})
         meta = json.dumps({"format": FORMAT, "config": asdict(self.config), "info": self.info})
         path = Path(path)
@@ -80,7 +80,7 @@ class MotionModel:
         try:
             with np.load(path) as z:
                 meta = json.loads(str(z["meta"]))
-                weights = {k[2:]: z[k] for k in z.files if k.startswith("w/")}
+                weights = {k[2:]: z[k].astype(np.float32) for k in z.files if k.startswith("w/")}
                 stats = {k[2:]: z[k] for k in z.files if k.startswith("s/")}
             known = {f.name for f in fields(ModelConfig)}
             stored = {"prediction": "edm", **meta["config"]}  # written before `prediction` existed: EDM's F

@@ -94,3 +94,14 @@ def window_controls(vectors: np.ndarray) -> np.ndarray:
     speed = float(np.abs(np.diff(rotation, axis=0)).mean()) if len(rotation) > 1 else 0.0
     return np.array([np.log(max(spread, AMPLITUDE_FLOOR_DEG)),
                      np.log(max(speed / max(spread, AMPLITUDE_FLOOR_DEG), SPEED_FLOOR))], np.float32)
+
+
+REST_Z_LIMIT = 3.0  # a portrait's rest expression is read at most this many training stds from the mean
+
+
+def standardised_rest(rest: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """The rest expression (52,) as the network reads it: standardised by the training speakers' rests and
+    clipped to +-REST_Z_LIMIT (with a few dozen training speakers, a portrait's unusual coefficient would
+    otherwise sit tens of stds away, where the network has never been and its motion turns to noise)."""
+    z = (np.asarray(rest, np.float32) - stats["rest_mean"]) / stats["rest_std"]
+    return np.clip(z, -REST_Z_LIMIT, REST_Z_LIMIT).astype(np.float32)

@@ -23,7 +23,7 @@ from ..types import Motion
 from .checkpoint import MotionModel
 from .denoiser import Denoiser, guided
 from .network import MotionTransformer
-from .representation import AUDIO_DIMS, GAZE, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors, vectors_to_motion
+from .representation import AUDIO_DIMS, standardised_rest, GAZE, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors, vectors_to_motion
 from .samplers import karras_sigmas, sampler
 
 WINDOW_SEED = 7  # stream id of the window noise in np.random.default_rng([seed, WINDOW_SEED, window])
@@ -36,7 +36,7 @@ DEFAULT_FPS = 25.0  # the frame rate latency_s assumes before start()
 class Sampling:
     """How windows are sampled: steps, sampler name, audio guidance scale."""
 
-    steps: int = 4
+    steps: int = 10
     sampler: str = "dpmpp_2m"
     audio_guidance: float = 1.0
 
@@ -54,6 +54,7 @@ class WindowGenerator:
     def __init__(self, model: MotionModel, sampling: Sampling, config: MotionConfig):
         c = model.config
         self.model, self.sampling, self.seed = model, sampling, config.seed
+        self.rest_conditioning = config.rest_conditioning  # off: the rest-dropped branch (the training mean)
         self.denoiser = Denoiser(MotionTransformer(c, model.weights), c.sigma_data, c.prediction)
         self.sigmas = karras_sigmas(sampling.steps, c.sigma_min, c.sigma_max)
         self.sample = sampler(sampling.sampler)
@@ -69,7 +70,7 @@ class WindowGenerator:
         has_previous = previous is not None
         previous = previous if has_previous else np.zeros((c.previous, c.motion_dims), np.float32)
         audio = ((audio - s["audio_mean"]) / s["audio_std"]).astype(np.float32)
-        rest = ((rest - s["rest_mean"]) / s["rest_std"]).astype(np.float32)
+        rest = standardised_rest(rest, s) if self.rest_conditioning else np.zeros(c.rest_dims, np.float32)
 
         def branch(has_audio: bool) -> dict:
             flags = np.array([float(has_audio), 1.0, float(has_previous)], np.float32)
@@ -156,7 +157,10 @@ class DiffusionMotion:
         frames = np.arange(first - c.previous, first + c.window)
         rows = np.array([self._audio_row(max(f, 0)) for f in frames]) - self._audio_start
         audio = np.concatenate([self._audio, silent_rows(1)])[np.minimum(rows, len(self._audio))]
-        previous = self._motion[-c.previous:] if self._windows else None
+        previous = None
+        if self._windows:  # fewer frames than the context early in a clip (short windows): the first repeats
+            previous = self._motion[-c.previous:]
+            previous = np.concatenate([np.repeat(previous[:1], c.previous - len(previous), 0), previous])
         window = self.generate_window(self._windows, previous, audio, self.rest)
         self._motion = np.concatenate([self._motion, window.astype(np.float32)])
         self._windows += 1
