@@ -42,7 +42,8 @@ DIRECTION = b"events:\n  - {at: 0.0, gaze: left}\n"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("server-inputs"), max_queued_jobs=8, max_upload_mb=20)
+    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("server-inputs"), max_queued_jobs=8, max_upload_mb=20,
+                              live_cpu_share=0)
     with BackgroundServer(settings) as running:
         yield running
 

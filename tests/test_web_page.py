@@ -57,7 +57,8 @@ def fake_microphone_wav(tmp_path_factory, demo_audio) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("page-server"), max_live_sessions=1)
+    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("page-server"), max_live_sessions=1,
+                              live_cpu_share=0)
     with BackgroundServer(settings) as running:
         yield running
 
