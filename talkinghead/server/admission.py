@@ -11,7 +11,7 @@ and fewer than `limit` (--max-live-sessions) run. The newcomer's estimate is the
 measured at start-up on the bundled portrait (`calibrate_cost`), the costs measured in the running
 sessions, and that of the last session to end; at the default frame rate. A session not yet measured
 counts at that estimate. Other programs' use is the machine's busy CPU time (/proc/stat) less this
-server's own processes (its live workers, its job worker, itself), sampled every second (`CpuMonitor`;
+server's worker processes (live sessions, the job), sampled every second (`CpuMonitor`;
 0 where /proc is missing). With no session running, one is always admitted: a machine too busy for
 even one still serves one, slowly. `share` 0 turns the measured admission off (the cap alone).
 """
@@ -28,7 +28,7 @@ from typing import Callable
 
 COST_WINDOW_FRAMES = 50  # ~2 s at 25 FPS
 MIN_MEASURED_FRAMES = 10  # fewer frames than this: not measured yet (start-up costs dominate)
-DEFAULT_FRAME_COST_S = 0.025  # CPU s per 512-px frame before any measurement (bench_live: 3 sessions fit 2 cores)
+DEFAULT_FRAME_COST_S = 0.015  # CPU s per 512-px frame until measured (docs/measurements.md: ~12 ms a real photo)
 MONITOR_INTERVAL_S = 1.0
 PROC = Path("/proc")
 
@@ -148,8 +148,9 @@ def _busy_seconds() -> float | None:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree_seconds(root: int) -> float:
-    """CPU seconds used by process `root` and its children (live and job workers), from /proc."""
+def _children_seconds(root: int) -> float:
+    """CPU seconds used by the children of process `root` (its live and job workers), from /proc. The
+    server process itself is not counted as ours: its own work (moving frames and audio) is load too."""
     total = 0.0
     for stat in PROC.glob("[0-9]*/stat"):
         try:
@@ -157,7 +158,7 @@ def _tree_seconds(root: int) -> float:
         except OSError:
             continue
         fields = text[text.rindex(")") + 2:].split()  # after "pid (name) "
-        if int(stat.parent.name) == root or int(fields[1]) == root:
+        if int(fields[1]) == root:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
@@ -184,9 +185,9 @@ class CpuMonitor:
         self._stop.set()
 
     def _run(self) -> None:
-        last = (time.monotonic(), _busy_seconds(), _tree_seconds(self.pid))
+        last = (time.monotonic(), _busy_seconds(), _children_seconds(self.pid))
         while not self._stop.wait(self.interval):
-            now = (time.monotonic(), _busy_seconds(), _tree_seconds(self.pid))
+            now = (time.monotonic(), _busy_seconds(), _children_seconds(self.pid))
             elapsed = now[0] - last[0]
             if elapsed > 0 and now[1] is not None and last[1] is not None:
                 ours = max(0.0, now[2] - last[2])  # a child that exited takes its total with it: not negative
