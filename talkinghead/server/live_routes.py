@@ -357,7 +357,7 @@ async def _send_frames(ws: WebSocket, outbox: _Outbox, max_wait: float) -> None:
             done_wait.cancel()
             if not get.done():
                 get.cancel()
-        if get.cancelled():
+        if not get.done() or get.cancelled():  # cancelled above (the session ended first): no frame taken
             continue
         frame: EncodedFrame = get.result()
         outbox.send_started = time.monotonic()
