@@ -66,11 +66,13 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
     sent: dict[int, float] = {}
     frames: list[tuple[int, int, float]] = []  # (index, chunk, received)
     result = {"busy": False}
+    opened = time.perf_counter()  # start-up: from here to "ready" and to the first frame
     try:
         async with connect(url, max_size=None, open_timeout=120) as ws:
             await ws.send(json.dumps({"type": "start", "audio_format": "s16", "image_format": "jpeg"}))
             await ws.send(portrait)
             ready = json.loads(await ws.recv())
+            result["ready_ms"] = (time.perf_counter() - opened) * 1000
             if ready.get("type") != "ready":
                 result.update(busy=ready.get("error") == "busy", error=ready.get("detail"))
                 return result
@@ -127,6 +129,7 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
         drift_ms=statistics.median(latencies[-quarter:]) - statistics.median(latencies[:quarter]),
         send_overrun_ms=(send_end - t0 - (total_chunks - 1) * CHUNK_S) * 1000,
         worst_latency_each_second_ms=[round(by_second.get(k, float("nan"))) for k in range(int(seconds))],
+        first_frame_ms=(frames[0][2] - opened) * 1000,
         server=result.get("end", {}))
     return result
 
