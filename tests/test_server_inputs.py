@@ -61,8 +61,12 @@ def files(tmp_path_factory, demo_image_path, speech) -> dict:
     with VideoWriter(folder / "silent.mp4", 25, 128, 128) as writer:
         for _ in range(10):
             writer.write(np.full((128, 128, 3), 90, np.uint8))
+    with VideoWriter(folder / "faceless.mp4", 25, 128, 128, audio=speech) as writer:
+        for _ in range(int(SECONDS * 25)):
+            writer.write(np.full((128, 128, 3), 90, np.uint8))
     return {"portrait": demo_image_path.read_bytes(), "audio": wav_bytes(speech),
-            "actor": (folder / "actor.mp4").read_bytes(), "silent": (folder / "silent.mp4").read_bytes()}
+            "actor": (folder / "actor.mp4").read_bytes(), "silent": (folder / "silent.mp4").read_bytes(),
+            "faceless": (folder / "faceless.mp4").read_bytes()}
 
 
 def post(http, files: dict, audio: bool = True, options: dict | None = None, **uploads):
@@ -134,6 +138,17 @@ def test_a_driving_video_alone_gives_motion_and_speech(http, files, baseline):
     head, plain = np.array(motion_json(http, job)["head"]), np.array(baseline["json"]["head"])
     n = min(len(head), len(plain))
     assert not np.allclose(head[:n], plain[:n], atol=1e-3)  # the head follows the tracked video
+
+
+def test_a_driving_video_without_a_face_fails_the_job_with_the_reason(http, files):
+    """Readable, with sound: accepted at submission; its tracking (in the job) finds no face."""
+    answer = post(http, files, audio=False, driving=("actor.mp4", files["faceless"], "video/mp4"))
+    assert answer.status_code == 202, answer.text
+    job = background.wait_for_job(http, answer.json()["id"], JOB_WAIT_S)
+    assert job["status"] == "failed" and job["motion_urls"] is None
+    assert "a face is visible in only 0% of the frames of the driving video" in job["error"], job["error"]
+    assert "/tmp" not in job["error"] and "jobs/" not in job["error"]
+    assert http.get(f"/api/jobs/{job['id']}/motion.csv").status_code == 409
 
 
 def test_options_that_need_a_driving_video_are_refused_without_one(http, files):
