@@ -204,7 +204,8 @@ class Server:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if not calibrated or self.status()["live_capacity"]["calibrated"]:
+                status = self.status()  # raises until the server answers
+                if not calibrated or status["live_capacity"]["calibrated"]:
                     return
             except OSError:
                 pass
