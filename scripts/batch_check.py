@@ -7,7 +7,8 @@ Checks, each printed as ok / FAIL with the figures:
 1. one worker: 19 videos written, the corrupt item reported in results.jsonl with a one-line reason;
 2. Ray, 2 workers: the same;
 3. killed midway (SIGKILL once about half are written) and re-run: the re-run writes only the rest
-   (its results: the first run's videos "skipped"), 19 videos in the end, no partial file left.
+   (its results: the first run's videos "skipped"), 19 videos in the end, no partial file left (a
+   SIGKILL leaves the hidden partial file of the video being written; the re-run replaces it).
 Writes WORK/batch_check.json with the timings and the load average before each run.
 """
 
@@ -33,11 +34,11 @@ def make_manifest(data: Path, work: Path) -> Path:
     """jobs.csv: every portrait with every clip; the last item's image is a corrupt JPEG."""
     work.mkdir(parents=True, exist_ok=True)
     (work / CORRUPT).write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG" + os.urandom(64))
-    rows = ["image,audio,out"]
+    rows = ["image,audio"]  # no `out`: each video goes to --out-dir as IMAGE_AUDIO.mp4
     for p in PORTRAITS:
         for c in CLIPS:
             image = work / CORRUPT if (p, c) == (PORTRAITS[-1], CLIPS[-1]) else data / p
-            rows.append(f"{image},{data / c},{Path(p).stem}_{Path(c).stem}.mp4")
+            rows.append(f"{image},{data / c}")
     manifest = work / "jobs.csv"
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return manifest
@@ -51,8 +52,9 @@ def command(manifest: Path, out: Path, workers: int, size: int) -> list[str]:
 def outcome(out: Path) -> dict:
     """Videos written, other files left, and the results file's statuses (last run's lines last)."""
     lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()] if (out / "results.jsonl").is_file() else []
-    return {"videos": sorted(p.name for p in out.glob("*.mp4")),
-            "other_files": sorted(p.name for p in out.iterdir() if p.suffix != ".mp4" and p.name != "results.jsonl"),
+    videos = sorted(p.name for p in out.glob("*.mp4") if not p.name.startswith("."))  # not .NAME.partial.mp4
+    return {"videos": videos,
+            "other_files": sorted(p.name for p in out.iterdir() if p.name not in videos and p.name != "results.jsonl"),
             "results": lines}
 
 
@@ -73,7 +75,7 @@ def killed_and_rerun(manifest: Path, out: Path, size: int) -> dict:
     """SIGKILL a one-worker run once ~half the videos exist, then run it again."""
     process = subprocess.Popen(command(manifest, out, 1, size), cwd=out.parent, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    while len(list(out.glob("*.mp4"))) < 9 and process.poll() is None:
+    while len(outcome(out)["videos"]) < 9 and process.poll() is None:
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
