@@ -13,9 +13,9 @@ import pytest
 from talkinghead.server.admission import MIN_MEASURED_FRAMES, FrameCost, LiveAdmission
 
 
-def admission(limit=8, cpus=2.0, share=0.85, others=0.0, prior=0.020) -> LiveAdmission:
+def admission(limit=8, cpus=2.0, share=0.85, others=0.0, prior=0.020, overhead=0.0) -> LiveAdmission:
     load = {"value": others}
-    a = LiveAdmission(limit, cpus, share, lambda: load["value"], prior_cost=prior)
+    a = LiveAdmission(limit, cpus, share, lambda: load["value"], prior_cost=prior, overhead=overhead)
     a.load = load  # tests change the other programs' use through this
     return a
 
@@ -28,6 +28,14 @@ def test_sessions_are_admitted_while_their_measured_need_fits():
     assert ticket is None and "CPUs are full: 3 live session(s) need 1.5 of 2 CPUs" in why and "try again later" in why
     a.release(tickets[0])
     assert a.try_admit()[0] is not None  # room again
+
+
+def test_each_session_also_counts_the_server_processs_own_work():
+    a = admission(prior=0.020, overhead=0.1)  # 0.5 + 0.1 per session; 1.7 to fill
+    tickets = [a.try_admit()[0] for _ in range(2)]
+    assert all(tickets) and a.demand() == pytest.approx(1.2)
+    ticket, why = a.try_admit()  # 1.2 + 0.6 > 1.7 (without the overhead 1.0 + 0.5 would fit)
+    assert ticket is None and "need 1.2 of 2 CPUs" in why and "another needs 0.6" in why
 
 
 def test_measured_costs_replace_the_estimate():

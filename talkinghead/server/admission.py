@@ -10,8 +10,8 @@ cost x fps CPUs. A newcomer is admitted when
 and fewer than `limit` (--max-live-sessions) run. The newcomer's estimate is the largest of: the cost
 measured at start-up on the bundled portrait (`calibrate_cost`), the costs measured in the running
 sessions, and that of the last session to end; at the default frame rate. A session not yet measured
-counts at that estimate. Other programs' use is the machine's busy CPU time (/proc/stat) less this
-server's worker processes (live sessions, the job), sampled every second (`CpuMonitor`;
+counts at that estimate. Each session also counts `overhead` CPUs for the server process's own work. Other programs' use is the machine's busy CPU time (/proc/stat) less this
+server's own processes (itself, its live workers, its job worker), sampled every second (`CpuMonitor`;
 0 where /proc is missing). With no session running, one is always admitted: a machine too busy for
 even one still serves one, slowly. `share` 0 turns the measured admission off (the cap alone).
 """
@@ -28,7 +28,13 @@ from typing import Callable
 
 COST_WINDOW_FRAMES = 50  # ~2 s at 25 FPS
 MIN_MEASURED_FRAMES = 10  # fewer frames than this: not measured yet (start-up costs dominate)
-DEFAULT_FRAME_COST_S = 0.015  # CPU s per 512-px frame until measured (docs/measurements.md: ~12 ms a real photo)
+DEFAULT_FRAME_COST_S = 0.015  # CPU s per 512-px frame until measured (docs/measurements.md: ~12-16 ms a real photo)
+# The bundled portrait measured at start-up costs about half a real photo (a small face: 7.6 ms per frame
+# against 16.2 ms for hallo_ref3.jpg, measured together on the 2-core machine), so its cost is doubled.
+PHOTO_COST_FACTOR = 2.0
+# CPUs the server process itself spends per session (receiving audio, sending JPEG frames): 0.08 measured
+# at 512 px and 25 FPS, so 0.1 is added to each session's need.
+SESSION_OVERHEAD_CPUS = 0.1
 MONITOR_INTERVAL_S = 1.0
 PROC = Path("/proc")
 
@@ -73,7 +79,8 @@ class LiveAdmission:
     share: float  # share of them live sessions may fill; 0: the cap alone
     others: Callable[[], float] = lambda: 0.0  # CPUs other programs use now
     default_fps: float = 25.0
-    prior_cost: float = DEFAULT_FRAME_COST_S  # CPU s per frame before any measurement (calibrate_cost sets it)
+    prior_cost: float = DEFAULT_FRAME_COST_S  # CPU s per frame before any measurement (the start-up measurement sets it)
+    overhead: float = SESSION_OVERHEAD_CPUS  # CPUs of the server process's own work per session
     last_cost: float = 0.0  # measured cost of the last session to end
     calibrated: bool = False  # prior_cost was measured on this machine
     _sessions: dict[int, _Session] = field(default_factory=dict)
@@ -92,7 +99,8 @@ class LiveAdmission:
     def demand(self) -> float:
         """CPUs the running sessions need at their frame rates (unmeasured ones at the estimate)."""
         guess = self.estimate()
-        return sum(s.fps * (c if (c := s.cost()) is not None else guess) for s in self._sessions.values())
+        return sum(s.fps * (c if (c := s.cost()) is not None else guess) + self.overhead
+                   for s in self._sessions.values())
 
     def try_admit(self) -> tuple[int | None, str]:
         """(ticket, "") when admitted, else (None, why) for the "busy" answer."""
@@ -100,7 +108,7 @@ class LiveAdmission:
             if self.active >= self.limit:
                 return None, f"all {self.limit} live sessions are in use: try again later"
             if self.share > 0 and self._sessions:
-                need, others = self.estimate() * self.default_fps, self.others()
+                need, others = self.estimate() * self.default_fps + self.overhead, self.others()
                 used = self.demand()
                 if used + need + others > self.share * self.cpus:
                     return None, (f"this server's CPUs are full: {self.active} live session(s) need "
@@ -148,9 +156,9 @@ def _busy_seconds() -> float | None:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _children_seconds(root: int) -> float:
-    """CPU seconds used by the children of process `root` (its live and job workers), from /proc. The
-    server process itself is not counted as ours: its own work (moving frames and audio) is load too."""
+def _tree_seconds(root: int) -> float:
+    """CPU seconds used by process `root` (the server: its per-session work is `overhead`) and its
+    children (live and job workers), from /proc."""
     total = 0.0
     for stat in PROC.glob("[0-9]*/stat"):
         try:
@@ -158,7 +166,7 @@ def _children_seconds(root: int) -> float:
         except OSError:
             continue
         fields = text[text.rindex(")") + 2:].split()  # after "pid (name) "
-        if int(fields[1]) == root:
+        if int(stat.parent.name) == root or int(fields[1]) == root:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
@@ -185,9 +193,9 @@ class CpuMonitor:
         self._stop.set()
 
     def _run(self) -> None:
-        last = (time.monotonic(), _busy_seconds(), _children_seconds(self.pid))
+        last = (time.monotonic(), _busy_seconds(), _tree_seconds(self.pid))
         while not self._stop.wait(self.interval):
-            now = (time.monotonic(), _busy_seconds(), _children_seconds(self.pid))
+            now = (time.monotonic(), _busy_seconds(), _tree_seconds(self.pid))
             elapsed = now[0] - last[0]
             if elapsed > 0 and now[1] is not None and last[1] is not None:
                 ours = max(0.0, now[2] - last[2])  # a child that exited takes its total with it: not negative

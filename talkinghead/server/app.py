@@ -34,7 +34,7 @@ from .job_routes import job_router
 from .jobs import JobLimits, JobStore
 from .limits import BodySizeLimit, guarded_protocol
 from .live import AUDIO_FORMATS, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, single_threaded_blas
-from .admission import CpuMonitor, LiveAdmission, machine_cpus
+from .admission import PHOTO_COST_FACTOR, CpuMonitor, LiveAdmission, machine_cpus
 from .live import LIVE_DEFAULTS
 from .live_worker import SessionWorkers
 from .live_routes import live_router
@@ -87,14 +87,15 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
 def _prewarm(workers: SessionWorkers, admission: LiveAdmission, settings: ServerSettings,
              seconds: float = CALIBRATION_SECONDS) -> None:
     """Start one idle live worker (the first session starts sooner); with measured admission, measure the
-    cost of a live frame on this machine in it first (the bundled portrait at the largest live size)."""
+    cost of a live frame on this machine in it first (the bundled portrait at the largest live size,
+    doubled: a real photo's face is larger)."""
     workers.prewarm(1)
     if settings.live_cpu_share <= 0 or settings.max_live_sessions <= 0:
         return
     worker = workers.acquire()
     try:
         config = replace(LIVE_DEFAULTS, render=replace(LIVE_DEFAULTS.render, size=settings.live_max_size))
-        admission.prior_cost = worker.calibrate(DEMO_PORTRAIT.read_bytes(), config, seconds)
+        admission.prior_cost = PHOTO_COST_FACTOR * worker.calibrate(DEMO_PORTRAIT.read_bytes(), config, seconds)
         admission.calibrated = True
     except TalkingHeadError as exc:
         log.warning("live frame cost not measured (%s): assuming %.0f ms", exc, 1000 * admission.prior_cost)
