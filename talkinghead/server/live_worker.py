@@ -85,7 +85,8 @@ class SessionWorker:
         self._send(("calibrate", image_bytes, config, seconds))
         try:
             reply = self._replies.get(timeout=timeout)
-        except queue.Empty:
+        except queue.Empty:  # a late answer would be read by the next start: this worker is not reused
+            self.process.kill()
             raise TalkingHeadError(f"the calibration did not end within {timeout:.0f} s") from None
         if reply[0] != "calibrated":
             raise TalkingHeadError(str(reply[1:]))
