@@ -254,8 +254,8 @@ def worker_main(conn) -> None:
 
 
 def _calibrate(portraits: PortraitCache, image_bytes: bytes, config: GenerateConfig, seconds: float) -> tuple:
-    """("calibrated", CPU s per frame) of live frames (rendered and JPEG-encoded as a session does), after
-    the first few; ("error", message) if it fails."""
+    """("calibrated", median CPU s per frame) of live frames (rendered and JPEG-encoded as a session does),
+    after the first few; ("error", message) if it fails."""
     from ..assets import ASSETS_DIR
     from ..audio.features import SAMPLE_RATE
     from ..io import load_audio
@@ -270,8 +270,8 @@ def _calibrate(portraits: PortraitCache, image_bytes: bytes, config: GenerateCon
             marks.append(time.process_time())
     except Exception as exc:  # the server keeps its default estimate
         return ("error", f"calibration failed: {exc}")
-    skip = min(5, len(marks) // 2)
-    return ("calibrated", (marks[-1] - marks[skip]) / max(len(marks) - 1 - skip, 1))
+    steps = np.diff(marks[min(5, len(marks) // 2):])  # the first frames pay one-off set-up costs
+    return ("calibrated", float(np.median(steps)) if len(steps) else 0.0)  # robust to another process' bursts
 
 
 if __name__ == "__main__":
