@@ -13,8 +13,10 @@
    "sustains 25 FPS" when every frame its audio decides arrives (none dropped), its frame rate is
    within 2% of 25, its 95th-percentile latency stays under LATENCY_P95_LIMIT_MS and its latency
    does not drift upward. The largest k where every session sustains it is the capacity.
-3. Cap check: a server with the default --max-live-sessions runs that many sessions; one more
-   connection must get the "busy" answer while the others keep their 25 FPS.
+3. Admission check: a server with the default settings (--max-live-sessions and measured admission,
+   --live-cpu-share) once it has measured a frame at start-up; cap + 1 sessions connect together.
+   Every one admitted must keep 25 FPS and the rest get the "busy" answer. Part 2 runs with the
+   measured admission off (--live-cpu-share 0), to find what the machine holds.
 
 Writes build/bench_live.json and prints Markdown tables. The client runs on the same 2 cores as
 the server (it only sends PCM and receives JPEG bytes, never decodes them), so its cost is counted
@@ -64,11 +66,13 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
     sent: dict[int, float] = {}
     frames: list[tuple[int, int, float]] = []  # (index, chunk, received)
     result = {"busy": False}
+    opened = time.perf_counter()  # start-up: from here to "ready" and to the first frame
     try:
         async with connect(url, max_size=None, open_timeout=120) as ws:
             await ws.send(json.dumps({"type": "start", "audio_format": "s16", "image_format": "jpeg"}))
             await ws.send(portrait)
             ready = json.loads(await ws.recv())
+            result["ready_ms"] = (time.perf_counter() - opened) * 1000
             if ready.get("type") != "ready":
                 result.update(busy=ready.get("error") == "busy", error=ready.get("detail"))
                 return result
@@ -125,6 +129,7 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
         drift_ms=statistics.median(latencies[-quarter:]) - statistics.median(latencies[:quarter]),
         send_overrun_ms=(send_end - t0 - (total_chunks - 1) * CHUNK_S) * 1000,
         worst_latency_each_second_ms=[round(by_second.get(k, float("nan"))) for k in range(int(seconds))],
+        first_frame_ms=(frames[0][2] - opened) * 1000,
         server=result.get("end", {}))
     return result
 
@@ -189,16 +194,22 @@ class Server:
              "--log-level", "warning", *extra], env=env, stdout=subprocess.DEVNULL)
         self.url = f"ws://127.0.0.1:{self.port}/api/live"
 
-    def wait(self) -> None:
+    def status(self) -> dict:
         import urllib.request
 
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/status", timeout=2).read())
+
+    def wait(self, calibrated: bool = False) -> None:
+        """Until the server answers (and, `calibrated`, has measured the cost of a live frame)."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/status", timeout=2).read()
-                return
+                status = self.status()  # raises until the server answers
+                if not calibrated or status["live_capacity"]["calibrated"]:
+                    return
             except OSError:
-                time.sleep(0.3)
+                pass
+            time.sleep(0.3)
         raise RuntimeError("server did not start")
 
     def stop(self) -> None:
@@ -279,7 +290,7 @@ def run(args) -> None:
 
     report["lookahead_effect"] = lookahead_effect(audio, assets / "astronaut.png")
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp) / "a", "--max-live-sessions", str(MAX_SESSIONS_TRIED + 1))
+        server = Server(Path(tmp) / "a", "--max-live-sessions", str(MAX_SESSIONS_TRIED + 1), "--live-cpu-share", "0")
         try:
             server.wait()
             print(f"latency: one {args.latency_seconds:.0f} s session (astronaut, 512 px)...", flush=True)
@@ -312,16 +323,21 @@ def run(args) -> None:
             server.stop()
 
         cap = ServerSettings().max_live_sessions
-        print(f"cap check: default --max-live-sessions {cap}, {cap} sessions + 1 extra...", flush=True)
+        print(f"admission check: default settings (cap {cap}, measured admission), {cap + 1} sessions...", flush=True)
         server = Server(Path(tmp) / "b")
         try:
-            server.wait()
+            server.wait(calibrated=True)
+            capacity_before = server.status()["live_capacity"]
             rows = asyncio.run(sessions_together(server.url, capacity_portrait, audio, cap + 1, args.capacity_seconds))
             admitted = [r for r in rows if not r.get("busy")]
             report["cap_check"] = {"default_cap": cap, "busy_answers": sum(1 for r in rows if r.get("busy")),
-                                   **{k: v for k, v in summary(admitted).items() if k != "busy"}}
-            print(f"  busy answers: {report['cap_check']['busy_answers']}, admitted sustain 25 FPS: "
-                  f"{report['cap_check']['all_sustain_25fps']}", flush=True)
+                                   "admitted": len(admitted), "live_capacity_at_start": capacity_before,
+                                   "busy_detail": next((r.get("error") for r in rows if r.get("busy")), None),
+                                   **{k: v for k, v in summary(admitted).items() if k not in ("busy", "sessions")}}
+            print(f"  admitted {len(admitted)}, busy answers: {report['cap_check']['busy_answers']}, admitted "
+                  f"sustain 25 FPS: {report['cap_check']['all_sustain_25fps']} (frame cost measured at start-up "
+                  f"{capacity_before['frame_cost_ms']} ms, other programs {capacity_before['others_cpus']} CPUs)",
+                  flush=True)
         finally:
             server.stop()
 
@@ -354,9 +370,11 @@ def print_tables(report: dict) -> None:
         print(f"| {c['sessions']} | {'yes' if c['all_sustain_25fps'] else 'no'} | {c['fps_min']:.2f} | "
               f"{c['latency_median_ms']:.0f} | {c['latency_p95_ms_max']:.0f} | {c['drift_ms_max']:+.0f} | {c['dropped']} |")
     c = report["cap_check"]
-    print(f"\nmax sessions at 25 FPS: {report['max_sessions_at_25fps']}; default cap {c['default_cap']}: "
-          f"{c['busy_answers']} busy answer(s) for {c['default_cap'] + 1} attempts, admitted sessions at 25 FPS: "
-          f"{'yes' if c['all_sustain_25fps'] else 'no'} (worst p95 {c['latency_p95_ms_max']:.0f} ms)")
+    print(f"\nmax sessions at 25 FPS: {report['max_sessions_at_25fps']}; default settings (cap {c['default_cap']}, "
+          f"measured admission): {c['admitted']} admitted and {c['busy_answers']} busy answer(s) for "
+          f"{c['default_cap'] + 1} attempts, admitted sessions at 25 FPS: {'yes' if c['all_sustain_25fps'] else 'no'} "
+          f"(min FPS {c['fps_min']:.2f}, worst p95 {c['latency_p95_ms_max']:.0f} ms); load average "
+          f"{report['machine']['load_average_at_start'][0]:.2f} at start, {report['machine']['load_average_at_end'][0]:.2f} at end")
 
 
 if __name__ == "__main__":

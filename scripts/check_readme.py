@@ -120,7 +120,7 @@ def run_curl_lines(lines: list[str], folder: Path, env: dict) -> list[tuple[str,
             time.sleep(0.5)
         for line in lines:
             command = line.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace("JOB", job or "JOB")
-            if "/video" in command and job:
+            if ("/video" in command or "/motion." in command) and job:
                 wait_for_job(port, job)
             done = subprocess.run(command, shell=True, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
             ok = done.returncode == 0
@@ -130,9 +130,10 @@ def run_curl_lines(lines: list[str], folder: Path, env: dict) -> list[tuple[str,
                 except (ValueError, KeyError):
                     ok = False
             words = shlex.split(command)
-            if ok and "-o" in words:  # a downloaded MP4 must be one
+            if ok and "-o" in words:  # a downloaded MP4 must be one, a motion CSV one
                 target = folder / words[words.index("-o") + 1]
-                ok = target.is_file() and target.read_bytes()[4:8] == b"ftyp"
+                magic = (4, b"ftyp") if target.suffix == ".mp4" else (0, b"Timecode,")
+                ok = target.is_file() and target.read_bytes()[magic[0]:magic[0] + len(magic[1])] == magic[1]
             results.append((line, ok, done.stdout.strip()[:100]))
     finally:
         server.terminate()

@@ -72,7 +72,7 @@ def test_cli_api_and_eval_agree_on_default_choices_and_range(spec):
         assert schema.path_value(cli_config(*argv), spec.path) == spec.default
         assert schema.path_value(parse_variant(f"v:{spec.path}={typed}").config, spec.path) == spec.default
         if server_options.served(spec):
-            assert schema.path_value(server_options.build_config({spec.path: spec.default}), spec.path) == spec.default
+            assert schema.path_value(server_options.build_config({spec.path: spec.default}, driving=spec.needs_driving), spec.path) == spec.default
     # a value outside the range (or not a choice) is refused by each, naming the option
     bad = "nowhere" if spec.kind in ("choice", "text") else (spec.range[1] + 1 if spec.range else None)
     if spec.kind == "text" and spec.meta.get("check") is None:
@@ -85,7 +85,7 @@ def test_cli_api_and_eval_agree_on_default_choices_and_range(spec):
             parse_variant(f"v:{spec.path}={bad}")
         if server_options.served(spec):
             with pytest.raises(server_options.OptionError, match=re.escape(spec.path)):
-                server_options.build_config({spec.path: bad})
+                server_options.build_config({spec.path: bad}, driving=spec.needs_driving)
 
 
 def test_help_shows_every_flag_with_its_default_and_never_none():

@@ -71,7 +71,8 @@ def portrait_png(demo_image_path) -> bytes:
 def server(tmp_path_factory):
     """One server (real uvicorn socket) for the module: 2 live sessions, 4 queued jobs."""
     settings = ServerSettings(data_dir=tmp_path_factory.mktemp("server-data"), max_live_sessions=2,
-                              max_queued_jobs=4, max_upload_mb=5)
+                              max_queued_jobs=4, max_upload_mb=5,
+                              live_cpu_share=0)
     with BackgroundServer(settings) as running:
         yield running
 

@@ -4,9 +4,10 @@
     GET    /                      the web page (static/index.html)
     GET    /api/options           settable options (from the config dataclasses) and live protocol facts
     GET    /api/status            live sessions and jobs in use, and their limits
-    POST   /api/jobs              portrait + audio file (or text) + options -> 202 job; 503 when full
+    POST   /api/jobs              portrait + audio file (or text) [+ driving, direction, motion] + options -> 202 job
     GET    /api/jobs/{id}         status and progress
     GET    /api/jobs/{id}/video   the MP4 of a finished job
+    GET    /api/jobs/{id}/motion.csv|json   its motion track
     DELETE /api/jobs/{id}         cancel and delete
     WS     /api/live              live session (protocol in the README and on the /docs page)
     GET    /docs                  OpenAPI documentation
@@ -15,7 +16,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -25,13 +28,16 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..assets import ASSETS_DIR
 from ..audio.features import SAMPLE_RATE
+from ..errors import TalkingHeadError
 from .docs import add_docs
 from .job_routes import job_router
 from .jobs import JobLimits, JobStore
 from .limits import BodySizeLimit, guarded_protocol
 from .live import AUDIO_FORMATS, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, single_threaded_blas
+from .admission import PHOTO_COST_FACTOR, CpuMonitor, LiveAdmission, machine_cpus
+from .live import LIVE_DEFAULTS
 from .live_worker import SessionWorkers
-from .live_routes import LiveSlots, live_router
+from .live_routes import live_router
 from .options import config_options, presets_json
 from .settings import ServerSettings
 from .worker import tts_available
@@ -39,23 +45,29 @@ from .worker import tts_available
 STATIC_DIR = Path(__file__).parent / "static"
 DEMO_PORTRAIT, DEMO_SPEECH = ASSETS_DIR / "astronaut.png", ASSETS_DIR / "demo_speech.wav"
 KEEP_ALIVE_S = 5  # idle keep-alive connections are closed after this
+CALIBRATION_SECONDS = 2.0  # of speech rendered live at start-up to measure the cost of a frame
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The application with its job store and live-session limits."""
     single_threaded_blas()
     jobs = JobStore(settings.resolved_data_dir(), JobLimits.from_settings(settings))
-    slots = LiveSlots(settings.max_live_sessions)
+    monitor = CpuMonitor()
+    slots = LiveAdmission(settings.max_live_sessions, machine_cpus(), settings.live_cpu_share, monitor)
     workers = SessionWorkers(keep_idle=settings.max_live_sessions)  # ~0.3 GB each; a new one costs ~2 s of CPU
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         jobs.start()
-        prewarm = asyncio.create_task(asyncio.to_thread(workers.prewarm, 1))  # the first session starts sooner
+        if settings.live_cpu_share > 0:
+            monitor.start()
+        prewarm = asyncio.create_task(asyncio.to_thread(_prewarm, workers, slots, settings))
         try:
             yield
         finally:
             await prewarm
+            monitor.stop()
             workers.close()
             jobs.stop()
 
@@ -72,13 +84,32 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
     return app
 
 
+def _prewarm(workers: SessionWorkers, admission: LiveAdmission, settings: ServerSettings,
+             seconds: float = CALIBRATION_SECONDS) -> None:
+    """Start one idle live worker (the first session starts sooner); with measured admission, measure the
+    cost of a live frame on this machine in it first (the bundled portrait at the largest live size,
+    doubled: a real photo's face is larger)."""
+    workers.prewarm(1)
+    if settings.live_cpu_share <= 0 or settings.max_live_sessions <= 0:
+        return
+    worker = workers.acquire()
+    try:
+        config = replace(LIVE_DEFAULTS, render=replace(LIVE_DEFAULTS.render, size=settings.live_max_size))
+        admission.prior_cost = PHOTO_COST_FACTOR * worker.calibrate(DEMO_PORTRAIT.read_bytes(), config, seconds)
+        admission.calibrated = True
+    except TalkingHeadError as exc:
+        log.warning("live frame cost not measured (%s): assuming %.0f ms", exc, 1000 * admission.prior_cost)
+    finally:
+        workers.release(worker)
+
+
 def uvicorn_options(settings: ServerSettings) -> dict:
     """Keyword arguments for uvicorn.run / uvicorn.Config: message size, keep-alive and header time limits."""
     return {"ws_max_size": int(settings.max_upload_mb * 1e6), "timeout_keep_alive": KEEP_ALIVE_S,
             "http": guarded_protocol(settings.header_timeout_s)}
 
 
-def _info_router(settings: ServerSettings, jobs: JobStore, slots: LiveSlots) -> APIRouter:
+def _info_router(settings: ServerSettings, jobs: JobStore, slots: LiveAdmission) -> APIRouter:
     """The page, the demo files, /api/options and /api/status."""
     router = APIRouter()
 
@@ -107,6 +138,7 @@ def _info_router(settings: ServerSettings, jobs: JobStore, slots: LiveSlots) -> 
     @router.get("/api/status", summary="Live sessions and jobs in use, and their limits")
     async def status():
         return {"version": __version__, "live_sessions": slots.active, "max_live_sessions": slots.limit,
+                "live_capacity": slots.status(),
                 "queued_jobs": jobs.queued_count(), "running_jobs": jobs.running_count(),
                 "max_queued_jobs": settings.max_queued_jobs, "tts": tts_available()}
 

@@ -152,12 +152,12 @@ class JobStore:
             record = self._jobs.get(job_id)
             return self.public(record) if record else None
 
-    def result_path(self, job_id: str) -> Path | None:
-        """The finished video of a done job, else None."""
+    def result_path(self, job_id: str, name: str = RESULT_FILE) -> Path | None:
+        """A file a done job wrote (`name`: one of the worker's fixed output names), else None."""
         record = self.get(job_id)
         if record is None or record["status"] != DONE:
             return None
-        path = self.root / job_id / RESULT_FILE
+        path = self.root / job_id / name
         return path if path.is_file() else None
 
     def delete(self, job_id: str) -> bool:
@@ -187,7 +187,7 @@ class JobStore:
     def public(record: dict) -> dict:
         """What clients see of a record."""
         keys = ("id", "status", "created_at", "started_at", "finished_at", "expires_at", "progress",
-                "frames_done", "frames_total", "error", "result", "input", "options")
+                "frames_done", "frames_total", "error", "result", "input", "files", "options")
         return {k: record.get(k) for k in keys}
 
     # --- persistence -------------------------------------------------------------------------

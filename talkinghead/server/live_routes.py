@@ -21,6 +21,7 @@ from ..errors import TalkingHeadError
 from .limits import parse_json
 from .live import (AUDIO_FORMATS, DEFAULT_QUALITY, END_OF_AUDIO, FRAME_HEADER, IMAGE_FORMATS, EncodedFrame,
                    LIVE_DEFAULTS, decision_delay_seconds, decode_pcm)
+from .admission import LiveAdmission
 from .live_worker import SessionWorker, SessionWorkers
 from .options import OptionError, build_config
 from .settings import ServerSettings
@@ -36,24 +37,6 @@ CLOSE_SEND_TIMEOUT_S = 10.0  # an error message that cannot be delivered in this
 CLOSE_BUSY, CLOSE_BAD_INPUT, CLOSE_TIMEOUT, CLOSE_OVERLOADED, CLOSE_FORBIDDEN, CLOSE_INTERNAL = (
     1013, 4400, 4408, 4503, 4403, 4500)
 CLOSE_SLOW_CLIENT = 4409
-
-
-class LiveSlots:
-    """Counts live sessions (used from the event loop only)."""
-
-    def __init__(self, limit: int):
-        self.limit, self.active = limit, 0
-
-    def try_acquire(self) -> bool:
-        """Take a slot; False when all are in use."""
-        if self.active >= self.limit:
-            return False
-        self.active += 1
-        return True
-
-    def release(self) -> None:
-        """Give a slot back."""
-        self.active -= 1
 
 
 class _Refusal(Exception):
@@ -78,8 +61,8 @@ class _SlowClient(_Refusal):
     code, error = CLOSE_SLOW_CLIENT, "slow_client"
 
 
-def live_router(settings: ServerSettings, slots: LiveSlots, workers: SessionWorkers) -> APIRouter:
-    """The live route, sharing `slots` and `workers` across sessions."""
+def live_router(settings: ServerSettings, admission: LiveAdmission, workers: SessionWorkers) -> APIRouter:
+    """The live route, sharing `admission` (the cap and measured capacity) and `workers` across sessions."""
     router = APIRouter()
 
     @router.websocket("/api/live")
@@ -89,14 +72,14 @@ def live_router(settings: ServerSettings, slots: LiveSlots, workers: SessionWork
             await _close_with_error(ws, CLOSE_FORBIDDEN, "forbidden", "this page's origin may not open live "
                                     "sessions (start the server with --allow-origin)")
             return
-        if not slots.try_acquire():
-            await _close_with_error(ws, CLOSE_BUSY, "busy", f"all {slots.limit} live sessions are in use: "
-                                    "try again later")
+        ticket, why = admission.try_admit()
+        if ticket is None:
+            await _close_with_error(ws, CLOSE_BUSY, "busy", why)
             return
         try:
-            await _run_live(ws, settings, workers)
+            await _run_live(ws, settings, workers, lambda fps, cost: admission.bind(ticket, fps, cost))
         finally:
-            slots.release()
+            admission.release(ticket)
 
     return router
 
@@ -229,8 +212,9 @@ class _Outbox:
         self.ended.set()
 
 
-async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWorkers) -> None:
-    """One session: start message, portrait, then audio in and frames out until stop or disconnect."""
+async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWorkers, measured) -> None:
+    """One session: start message, portrait, then audio in and frames out until stop or disconnect;
+    `measured(fps, cost)` tells the admission the session's frame rate and measured cost per frame."""
     worker: SessionWorker | None = None
     tasks: list[asyncio.Task] = []
     try:
@@ -242,6 +226,8 @@ async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWor
         outbox = _Outbox()
         worker = await asyncio.to_thread(workers.acquire)
         session = await _begin(worker, image_bytes, config, stream, outbox)
+        running = worker
+        measured(config.fps, lambda: running.cost.per_frame)
         await ws.send_json({"type": "ready", "width": session.width, "height": session.height, "fps": config.fps,
                             "lookahead_frames": config.motion.lookahead_frames,
                             "decision_delay_ms": round(1000 * session.delay, 1),
@@ -371,7 +357,7 @@ async def _send_frames(ws: WebSocket, outbox: _Outbox, max_wait: float) -> None:
             done_wait.cancel()
             if not get.done():
                 get.cancel()
-        if get.cancelled():
+        if not get.done() or get.cancelled():  # cancelled above (the session ended first): no frame taken
             continue
         frame: EncodedFrame = get.result()
         outbox.send_started = time.monotonic()

@@ -21,7 +21,8 @@ import numpy as np
 from ..config import GenerateConfig
 from ..errors import TalkingHeadError
 from ..pipeline import Pipeline
-from .live import EncodedFrame, LiveSession, PortraitCache, single_threaded_blas
+from .admission import FrameCost
+from .live import EncodedFrame, LiveSession, PortraitCache, encode_frame, single_threaded_blas
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class SessionWorker:
         self._on_end: Callable[[BaseException | None], None] | None = None
         self.busy = False  # a session is running (or ending) here
         self.frames = 0
+        self.cost = FrameCost()  # CPU seconds per frame of the running session (admission.py)
         self._reader = threading.Thread(target=self._read, name="talkinghead-live-reader", daemon=True)
         self._reader.start()
 
@@ -65,6 +67,7 @@ class SessionWorker:
               timeout: float = WORKER_START_TIMEOUT_S) -> tuple[int, int]:
         """Prepare the portrait in the worker and start the session; (width, height), or TalkingHeadError."""
         self._on_frame, self._on_end, self.frames, self.busy = on_frame, on_end, 0, True
+        self.cost.reset()
         self._send(("start", image_bytes, config, image_format, quality))
         try:
             reply = self._replies.get(timeout=timeout)
@@ -74,6 +77,20 @@ class SessionWorker:
             self.busy = False
             raise TalkingHeadError(reply[1])
         return reply[1], reply[2]
+
+    def calibrate(self, image_bytes: bytes, config: GenerateConfig, seconds: float,
+                  timeout: float = WORKER_START_TIMEOUT_S) -> float:
+        """CPU seconds per live frame (rendering + JPEG) of this portrait and config, measured in the worker
+        on `seconds` of the bundled speech; TalkingHeadError if it fails."""
+        self._send(("calibrate", image_bytes, config, seconds))
+        try:
+            reply = self._replies.get(timeout=timeout)
+        except queue.Empty:  # a late answer would be read by the next start: this worker is not reused
+            self.process.kill()
+            raise TalkingHeadError(f"the calibration did not end within {timeout:.0f} s") from None
+        if reply[0] != "calibrated":
+            raise TalkingHeadError(str(reply[1:]))
+        return reply[1]
 
     def push(self, samples: np.ndarray, received_at: float) -> None:
         """Send a chunk (float32 mono) to the session."""
@@ -113,6 +130,7 @@ class SessionWorker:
             kind = message[0]
             if kind == "frame":
                 self.frames += 1
+                self.cost.add(self.frames, message[2])
                 if self._on_frame is not None:
                     self._on_frame(message[1])
             elif kind == "end":
@@ -207,7 +225,7 @@ def worker_main(conn) -> None:
             _, image_bytes, config, image_format, quality = message
             try:
                 pipeline = Pipeline(portraits.get(image_bytes, config.render.size), config)
-                session = LiveSession(pipeline, lambda frame: send(("frame", frame)),
+                session = LiveSession(pipeline, lambda frame: send(("frame", frame, time.process_time())),
                                       lambda error: send(("end", None if error is None else str(error))),
                                       image_format, quality).start()
             except TalkingHeadError as exc:
@@ -219,6 +237,8 @@ def worker_main(conn) -> None:
                 continue
             width, height = pipeline.frame_size
             send(("ready", width, height))
+        elif kind == "calibrate":
+            send(_calibrate(portraits, *message[1:]))
         elif session is None:
             continue  # a late "stop" or chunk of a session that has ended
         elif kind == "chunk":
@@ -231,6 +251,27 @@ def worker_main(conn) -> None:
             session.stop()
             session.join()
             session = None
+
+
+def _calibrate(portraits: PortraitCache, image_bytes: bytes, config: GenerateConfig, seconds: float) -> tuple:
+    """("calibrated", median CPU s per frame) of live frames (rendered and JPEG-encoded as a session does),
+    after the first few; ("error", message) if it fails."""
+    from ..assets import ASSETS_DIR
+    from ..audio.features import SAMPLE_RATE
+    from ..io import load_audio
+
+    try:
+        pipeline = Pipeline(portraits.get(image_bytes, config.render.size), config)
+        audio = load_audio(ASSETS_DIR / "demo_speech.wav")[: int(seconds * SAMPLE_RATE)]
+        chunks = (audio[i:i + SAMPLE_RATE // 50] for i in range(0, len(audio), SAMPLE_RATE // 50))
+        marks = []
+        for frame in pipeline.stream(chunks):
+            encode_frame(frame, "jpeg")
+            marks.append(time.process_time())
+    except Exception as exc:  # the server keeps its default estimate
+        return ("error", f"calibration failed: {exc}")
+    steps = np.diff(marks[min(5, len(marks) // 2):])  # the first frames pay one-off set-up costs
+    return ("calibrated", float(np.median(steps)) if len(steps) else 0.0)  # robust to another process' bursts
 
 
 if __name__ == "__main__":

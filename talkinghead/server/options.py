@@ -1,9 +1,10 @@
 """Request options <-> GenerateConfig, built from the config schema (talkinghead.schema).
 
-Every option of the schema that a request can meaningfully set (not internal, not one that needs a
-driving video, which the server does not take) is offered by its path ("fps", "render.size",
-"motion.seed") or by its bare field name where only one option has it ("seed"). Default, choices,
-range and help all come from config.py; the server may only tighten a range (its own limits).
+Every option of the schema that a request can meaningfully set (not internal, not a path on the
+server's disk) is offered by its path ("fps", "render.size", "motion.seed") or by its bare field name
+where only one option has it ("seed"). Options that act only with a driving video (`needs_driving`:
+the gates, `mix.reference`) are accepted only by a job that uploads one. Default, choices, range and
+help all come from config.py; the server may only tighten a range (its own limits).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Option:
                 "default": spec.default, "help": spec.help, "minimum": lo, "maximum": hi, "unit": spec.unit,
                 "choices": list(spec.choices) if spec.choices is not None else None, "allowed": spec.allowed(),
                 "nullable": spec.nullable, "section": spec.section, "common": spec.path in COMMON_OPTIONS,
-                "cli_flag": spec.flag}
+                "cli_flag": spec.flag, "needs_driving": spec.needs_driving}
 
     def parse(self, value: Any) -> Any:
         """Validate and convert a request value (JSON value or form string)."""
@@ -59,7 +60,7 @@ class Option:
 
 def served(spec: OptionSpec) -> bool:
     """Whether requests may set this option."""
-    return spec.meta.get("served", True) and not (spec.internal or spec.needs_driving or spec.path in PATH_OPTIONS)
+    return spec.meta.get("served", True) and not (spec.internal or spec.path in PATH_OPTIONS)
 
 
 def config_options() -> list[Option]:
@@ -78,9 +79,10 @@ def presets_json() -> dict[str, dict[str, Any]]:
     return {name: preset_changes(name) for name in PRESETS if name != "default"}
 
 
-def parse_options(values: Mapping[str, Any] | None,
-                  bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
-    """Request options {name: value} -> validated {full name: value}; `bounds` can tighten ranges."""
+def parse_options(values: Mapping[str, Any] | None, bounds: Mapping[str, tuple[float, float]] | None = None,
+                  driving: bool = False) -> dict[str, Any]:
+    """Request options {name: value} -> validated {full name: value}; `bounds` can tighten ranges;
+    options that need a driving video are refused unless `driving` (the request has one)."""
     if values is not None and not isinstance(values, Mapping):
         raise OptionError("options must be a JSON object of {name: value}, e.g. {\"motion.seed\": 3}")
     table = options_by_name()
@@ -90,6 +92,9 @@ def parse_options(values: Mapping[str, Any] | None,
         if option is None:
             known = ", ".join(o.name for o in config_options())
             raise OptionError(f"unknown option {quote(key)}: known options are {known}")
+        if option.spec.needs_driving and not driving:
+            raise OptionError(f"option '{option.name}' acts only with a driving video: upload one as `driving` "
+                              "(a job's multipart field), or leave the option out")
         parsed = option.parse(value)
         lo, hi = {**SERVER_BOUNDS, **(bounds or {})}.get(option.name, (None, None))
         if lo is not None and not lo <= parsed <= hi:
@@ -99,10 +104,11 @@ def parse_options(values: Mapping[str, Any] | None,
 
 
 def build_config(values: Mapping[str, Any] | None, bounds: Mapping[str, tuple[float, float]] | None = None,
-                 base: GenerateConfig | None = None) -> GenerateConfig:
-    """Request options {name: value} -> `base` (the defaults) with them set (OptionError says what is wrong)."""
+                 base: GenerateConfig | None = None, driving: bool = False) -> GenerateConfig:
+    """Request options {name: value} -> `base` (the defaults) with them set (OptionError says what is wrong);
+    `driving`: the request has a driving video (options that need one are refused otherwise)."""
     base = GenerateConfig() if base is None else base
-    chosen = parse_options(values, bounds)
+    chosen = parse_options(values, bounds, driving)
     try:
         return with_values(base, chosen)
     except ConfigError as exc:

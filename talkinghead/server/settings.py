@@ -20,7 +20,8 @@ class ServerSettings:
     host: str = "127.0.0.1"  # interface to listen on (127.0.0.1: this machine only)
     port: int = 8000  # TCP port
     data_dir: Path | None = None  # job inputs and results (None: $XDG_CACHE_HOME/talkinghead/server)
-    max_live_sessions: int = 4  # live sessions at once (2 cores sustain 4 at 25 FPS: benchmarks/bench_live.py); more get "busy"
+    max_live_sessions: int = 4  # live sessions at once, at most; more get "busy" (so do sessions the CPUs cannot hold: --live-cpu-share)
+    live_cpu_share: float = 0.7  # a live session is admitted only while the sessions' measured CPU need, the newcomer's and other programs' use fit in this share of the CPUs (0: --max-live-sessions alone)
     max_queued_jobs: int = 8  # jobs waiting to run; more get "busy"
     job_ttl_hours: float = 24.0  # finished videos are deleted this long after they finish
     job_timeout_s: float = 1800.0  # a job running longer is stopped

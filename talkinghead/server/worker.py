@@ -1,7 +1,8 @@
 """One offline job in its own process: `python -m talkinghead.server.worker JOB_DIR`.
 
-Reads JOB_DIR/job.json (options, input kind), writes JOB_DIR/result.mp4 (atomically, via
-`generate`), and reports on stdout one JSON object per line: {"frames": n, "total": t} as it goes,
+Reads JOB_DIR/job.json (options, input kind, optional uploads: driving video, direction file,
+motion file), writes JOB_DIR/result.mp4 (atomically, via `generate`) and the motion track as
+JOB_DIR/motion.json and motion.csv (motion_files' writer, as `--motion-out`), and reports on stdout one JSON object per line: {"frames": n, "total": t} as it goes,
 then {"result": {...}} or {"error": "message"}. Native libraries' own stdout goes to stderr.
 A separate process keeps the server responsive, lets a job be cancelled or timed out by killing
 it, and runs at a lower CPU priority than live sessions.
@@ -18,13 +19,15 @@ from pathlib import Path
 
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress line
 JOB_FILE, PORTRAIT_FILE, AUDIO_FILE, RESULT_FILE = "job.json", "portrait", "audio", "result.mp4"
+DRIVING_FILE = "driving"
+MOTION_FILES = {"json": "motion.json", "csv": "motion.csv"}  # the motion track of a done job, by format
 
 
 def clean_message(exc: Exception | str, path: Path, name: str) -> str:
     """An error message with the server's path of an upload replaced by `name` ("the portrait"):
     "cannot read audio '/data/jobs/x/audio': ..." -> "cannot read the audio: ..."."""
     quoted = re.escape(f"'{path}'")
-    text = re.sub(rf"\b(?:audio|image|video|portrait) (?:file |path )?{quoted}", name, str(exc))
+    text = re.sub(rf"\b(?:driving )?(?:audio|image|video|portrait|direction|motion) (?:file |path )?{quoted}", name, str(exc))
     return text.replace(f"'{path}'", name).replace(str(path), name)
 
 
@@ -52,19 +55,14 @@ def tts_available() -> bool:
 
 
 def run(job_dir: Path, report) -> None:
-    """Generate the job's video; `report(dict)` receives progress and the outcome."""
+    """Generate the job's video and motion track; `report(dict)` receives progress and the outcome."""
     from ..errors import TalkingHeadError
     from ..pipeline import check_audio, generate
-    from .options import build_config
 
     job = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
+    files = {field: job_dir / name for field, name in (job.get("files") or {}).items()}
     try:
-        config = build_config(job["options"], job.get("bounds"))
-        if job["input"] == "text":
-            audio = synthesize_text(job["text"])
-            check_audio(audio, "the synthesized speech")
-        else:
-            audio = job_dir / AUDIO_FILE  # decoded in a stream by generate
+        config, audio = _config_and_speech(job, job_dir, "driving" in files, check_audio)
         last = 0.0
 
         def progress(done: int, total: int) -> None:
@@ -74,14 +72,41 @@ def run(job_dir: Path, report) -> None:
                 last = now
                 report({"frames": done, "total": total})
 
-        result = generate(job_dir / PORTRAIT_FILE, audio, job_dir / RESULT_FILE, config, progress)
+        result = generate(job_dir / PORTRAIT_FILE, audio, job_dir / RESULT_FILE, config, progress,
+                          driving=files.get("driving"), direction=files.get("direction"),
+                          motion_in=files.get("motion"), motion_out=job_dir / MOTION_FILES["json"])
+        _write_csv_motion(job_dir, config.fps)
     except (TalkingHeadError, ValueError) as exc:
-        message = clean_message(clean_message(exc, job_dir / PORTRAIT_FILE, "the portrait"), job_dir / AUDIO_FILE,
-                                "the audio")
+        message = str(exc)
+        names = {PORTRAIT_FILE: "the portrait", AUDIO_FILE: "the audio", "driving": "the driving video",
+                 "direction": "the direction file", "motion": "the motion file"}
+        for key, name in names.items():
+            path = files.get(key, job_dir / key)
+            message = clean_message(message, path, name)
         report({"error": message.replace(str(job_dir) + os.sep, "")})
         return
     report({"result": {"frames": result.frames, "width": result.width, "height": result.height,
                        "audio_seconds": result.audio_seconds, "elapsed_seconds": result.elapsed_seconds}})
+
+
+def _config_and_speech(job: dict, job_dir: Path, driving: bool, check_audio):
+    """The job's config and its speech: the uploaded audio's path, synthesized text, or None (the driving video's)."""
+    from .options import build_config
+
+    config = build_config(job["options"], job.get("bounds"), driving=driving)
+    if job["input"] == "text":
+        audio = synthesize_text(job["text"])
+        check_audio(audio, "the synthesized speech")
+        return config, audio
+    return config, (job_dir / AUDIO_FILE if job["input"] == "audio" else None)  # decoded in a stream by generate
+
+
+def _write_csv_motion(job_dir: Path, fps: int) -> None:
+    """motion.csv (Live Link Face layout) from the motion.json that generate wrote: the same frames."""
+    from ..motion_files import read_motion, write_motion
+
+    motion, _ = read_motion(job_dir / MOTION_FILES["json"], default_fps=fps)
+    write_motion(job_dir / MOTION_FILES["csv"], motion, fps)
 
 
 def main(argv: list[str]) -> int:

@@ -177,11 +177,11 @@ function setOption(def, value) {
 
 async function loadOptions() {
   const info = await fetchJson("/api/options");
-  state.optionDefs = info.options;
+  state.optionDefs = info.options.filter((o) => !o.needs_driving);  // the page uploads no driving video
   state.presets = info.presets || {};
   state.limits = info.limits;
   state.tts = info.tts;
-  const known = new Set(info.options.map((o) => o.name));
+  const known = new Set(state.optionDefs.map((o) => o.name));
   try {
     const saved = JSON.parse(localStorage.getItem(OPTIONS_KEY) || "{}");
     for (const [name, value] of Object.entries(saved)) if (known.has(name)) state.values[name] = value;
