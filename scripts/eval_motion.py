@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from talkinghead.audio.features import FeatureStream, extract_features
 from talkinghead.config import SAMPLE_RATE
 from talkinghead.evaluation.metrics import rotation_spread
-from talkinghead.evaluation.motion_measures import STATISTICS, audio_motion_alignment, frechet_distance, window_statistics
+from talkinghead.evaluation.motion_measures import audio_motion_alignment, frechet_distance, window_statistics
 from talkinghead.evaluation.runner import DEFAULT_CACHE
 from talkinghead.evaluation.variants import parse_variant
 from talkinghead.face.tracking import track_video
