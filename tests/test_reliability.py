@@ -137,6 +137,12 @@ def test_a_full_disk_mid_write_is_one_line_and_removes_the_partial_file(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def _default_sigint() -> None:
+    """A child inherits an ignored SIGINT (the shell's background jobs, and this test process once a test
+    has started something that ignores it, as Ray's and uvicorn's set-up can): give it Ctrl-C back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_mid_run_leaves_nothing_behind(tmp_path, demo_audio, demo_image_path, sig):
     audio = write_wav(tmp_path / "long.wav", np.tile(demo_audio, 8))  # ~1 min: still running when signalled
@@ -145,7 +151,7 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path, demo_audio, demo_image
     env = dict(os.environ, GLOG_minloglevel="2")
     process = subprocess.Popen([sys.executable, "-m", "talkinghead", "generate", "--image", str(demo_image_path),
                                 "--audio", str(audio), "--out", str(out_dir / "v.mp4"), "--quiet"],
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while not list(out_dir.glob(".*partial*")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
