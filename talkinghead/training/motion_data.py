@@ -78,7 +78,7 @@ def load_dataset(folder: Path, fps: float) -> list[Clip]:
     manifest = Path(folder) / "manifest.tsv"
     if not manifest.is_file():
         raise TalkingHeadError(f"'{folder}' has no manifest.tsv: prepare the data first with "
-                               "`talkinghead data prepare VIDEOS --out {folder}`")
+                               f"`talkinghead data prepare VIDEOS --out {folder}`")
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f, delimiter="\t") if r["kept"] == TRUE]
     if not rows:
