@@ -70,3 +70,12 @@ class Motion:
     def coefficient(self, name: str) -> np.ndarray:
         """(T,) series of one named blendshape."""
         return self.expression[:, L.BLENDSHAPE_INDEX[name]]
+
+
+def interpolate_rows(values: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Rows of `values` (F, K) at fractional frame positions, linear interpolation, ends held."""
+    position = np.clip(position, 0, len(values) - 1)
+    lo = np.floor(position).astype(int)
+    hi = np.minimum(lo + 1, len(values) - 1)
+    w = (position - lo)[:, None]
+    return values[lo] * (1 - w) + values[hi] * w

@@ -37,7 +37,7 @@ from ..errors import TalkingHeadError
 from ..face.expression import ExpressionBasis, load_basis
 from ..face.pose import HEAD_PIVOT, fit_similarity, rotation_to_euler  # the renderer's rotation centre too
 from ..face.tracking import VideoTrack
-from .types import N_HEAD, Motion
+from .types import N_HEAD, Motion, interpolate_rows
 
 log = logging.getLogger(__name__)
 
@@ -263,15 +263,15 @@ class VideoDrivenMotion:
         if not self._warned and t[-1] > d.seconds - 0.5 / d.fps:
             log.warning("the driving video (%.1f s) is shorter than the audio: its last frame is held", d.seconds)
             self._warned = True
-        delta = _sample(d.expression, t * d.fps)
-        gaze = _sample(d.gaze, t * d.fps)
-        head = _sample(d.head, t * self.head_speed * d.fps)
+        delta = interpolate_rows(d.expression, t * d.fps)
+        gaze = interpolate_rows(d.gaze, t * d.fps)
+        head = interpolate_rows(d.head, t * self.head_speed * d.fps)
         expression = self.rest[None] + delta
         for name in L.BLINK_COEFFS:
             k = L.BLENDSHAPE_INDEX[name]
             expression[:, k] = self.rest[k] + (1.0 - self.rest[k]) * delta[:, k]
         np.clip(expression, 0.0, 1.0, out=expression)
-        expression = self._lips.fit(expression, _sample(d.lip_gap[:, None], t * d.fps)[:, 0])
+        expression = self._lips.fit(expression, interpolate_rows(d.lip_gap[:, None], t * d.fps)[:, 0])
         return Motion(expression.astype(np.float32), head.astype(np.float32), gaze.astype(np.float32))
 
 
@@ -314,14 +314,5 @@ class LipGapFit:
             hi = np.where(short, hi, mid)
         expression[:, self.ids] = moved((lo + hi) / 2)
         return expression
-
-
-def _sample(values: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """Rows of `values` (F, K) at fractional frame positions, linear interpolation, ends held."""
-    position = np.clip(position, 0, len(values) - 1)
-    lo = np.floor(position).astype(int)
-    hi = np.minimum(lo + 1, len(values) - 1)
-    w = (position - lo)[:, None]
-    return values[lo] * (1 - w) + values[hi] * w
 
 

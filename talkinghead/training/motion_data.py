@@ -17,8 +17,10 @@ import numpy as np
 from ..audio.features import extract_features
 from ..config import SAMPLE_RATE
 from ..errors import TalkingHeadError
-from ..motion.learned.representation import (AUDIO_DIMS, BLINK_IDS, EXPRESSION, MOTION_DIMS, SCALE_INDEX, audio_vectors,
-                                             window_controls)
+from ..face import landmarks as L
+from ..motion.learned.representation import (AUDIO_DIMS, BLINK_IDS, EXPRESSION, MOTION_DIMS, audio_vectors,
+                                             motion_vectors, window_controls)
+from ..motion.types import Motion
 
 TRUE = "True"
 MOTION_STD_FLOOR = 0.01  # a nearly constant coefficient is not blown up to unit variance
@@ -55,9 +57,9 @@ def load_clip(shard: Path, row: dict, fps: float) -> Clip:
     times, head, gaze, change = times[found], head[found], gaze[found], change[found]
     times = times - times[0]
     new_times = np.arange(0.0, times[-1], 1.0 / fps)
-    vectors = np.concatenate([_resample(times, head, new_times), _resample(times, gaze, new_times),
-                              _resample(times, change, new_times)], axis=1)
-    vectors[:, SCALE_INDEX] = np.log(np.maximum(vectors[:, SCALE_INDEX], 1e-3))
+    resampled = Motion(_resample(times, change, new_times), _resample(times, head, new_times),
+                       _resample(times, gaze, new_times))
+    vectors = motion_vectors(resampled, np.zeros(L.N_BLENDSHAPES, np.float32))  # already changes and closures
     centred = np.ones(MOTION_DIMS, bool)
     centred[EXPRESSION.start + BLINK_IDS] = False  # closure 0 is the open eye already
     vectors[:, centred] -= np.median(vectors[:, centred], axis=0)

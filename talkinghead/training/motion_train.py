@@ -19,6 +19,7 @@ import torch
 from ..face import landmarks as L
 from ..motion.learned.checkpoint import ModelConfig, MotionModel
 from ..motion.learned.denoiser import loss_weights, scalings
+from ..motion.learned.network import conditioning_input
 from ..motion.learned.representation import EXPRESSION, GAZE, HEAD, standardised_rest
 from ..motion.mixer import REGION_INDEX
 from .motion_data import Clip, WindowSampler, statistics
@@ -99,10 +100,14 @@ def standardised(batch: dict[str, np.ndarray], stats: dict[str, np.ndarray], con
     audio = audio * has_audio[:, None, None]
     controls = controls * has_controls[:, None]
     previous = motion[:, :p] * has_previous[:, None, None]
-    conditioning = np.concatenate([rest, controls, np.stack([has_audio, has_controls, has_previous], 1)], axis=1)
-    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))  # noqa: E731
-    return {"window": as_tensor(motion[:, p:]), "previous": as_tensor(previous), "audio": as_tensor(audio),
-            "conditioning": as_tensor(conditioning)}
+    conditioning = conditioning_input(rest, controls, has_audio, has_controls, has_previous)
+    return {"window": _tensor(motion[:, p:]), "previous": _tensor(previous), "audio": _tensor(audio),
+            "conditioning": _tensor(conditioning)}
+
+
+def _tensor(array) -> torch.Tensor:
+    """A float32 torch tensor of a NumPy array (or scalars)."""
+    return torch.from_numpy(np.ascontiguousarray(array, np.float32))
 
 
 def dimension_weights(config: TrainConfig) -> torch.Tensor:
@@ -117,9 +122,8 @@ def denoising_loss(net: torch.nn.Module, inputs: dict[str, torch.Tensor], sigma:
                    model: ModelConfig, dims: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted ||D(clean + sigma n) - clean||^2 (denoiser.loss_weights per noise level, `dims` per
     dimension; for EDM, the F-space MSE)."""
-    as_tensor = lambda a: torch.from_numpy(np.asarray(a, np.float32))  # noqa: E731
-    c_skip, c_out, c_in, c_noise = (as_tensor(v) for v in scalings(sigma.numpy(), model.sigma_data, model.prediction))
-    weight = as_tensor(loss_weights(sigma.numpy(), model.sigma_data, model.prediction))
+    c_skip, c_out, c_in, c_noise = (_tensor(v) for v in scalings(sigma.numpy(), model.sigma_data, model.prediction))
+    weight = _tensor(loss_weights(sigma.numpy(), model.sigma_data, model.prediction))
     clean = inputs["window"]
     noisy = clean + sigma[:, None, None] * noise
     f = net(noisy * c_in[:, None, None], c_noise, inputs["previous"], inputs["audio"], inputs["conditioning"])
@@ -174,8 +178,8 @@ def train(clips: list[Clip], config: TrainConfig, progress=None) -> MotionModel:
         batch = sampler.batch(config.batch)
         mirror(batch, rng.random(config.batch) < config.mirror)
         inputs = standardised(batch, stats, config, rng)
-        sigma = torch.from_numpy(np.exp(P_MEAN + P_STD * rng.standard_normal(config.batch)).astype(np.float32))
-        noise = torch.from_numpy(rng.standard_normal(inputs["window"].shape).astype(np.float32))
+        sigma = _tensor(np.exp(P_MEAN + P_STD * rng.standard_normal(config.batch)))
+        noise = _tensor(rng.standard_normal(inputs["window"].shape))
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(config, step)
         loss = denoising_loss(net, inputs, sigma, noise, mc, dims)

@@ -39,6 +39,14 @@ def conditioning_dims(config: ModelConfig) -> int:
     return config.noise_features + config.rest_dims + config.control_dims + len(FLAG_NAMES)
 
 
+def conditioning_input(rest: np.ndarray, controls: np.ndarray, has_audio: np.ndarray, has_controls: np.ndarray,
+                       has_previous: np.ndarray) -> np.ndarray:
+    """The global conditioning the network reads besides the noise level: standardised rest (B, rest_dims),
+    standardised controls (B, control_dims) and the FLAG_NAMES flags (B,) each -> (B, conditioning_dims - noise)."""
+    flags = np.stack([has_audio, has_controls, has_previous], axis=1).astype(np.float32)
+    return np.concatenate([rest, controls, flags], axis=1).astype(np.float32)
+
+
 def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every weight's name and shape (linear weights (in, out)): the checkpoint's layout."""
     c, h = config, config.width

@@ -19,11 +19,12 @@ from ...audio.features import WINDOW_FRAMES, AudioFeatures
 from ...config import MotionConfig
 from ..base import MotionSource
 from ..mixer import REGION_INDEX
-from ..types import Motion
+from ..types import Motion, interpolate_rows
 from .checkpoint import MotionModel
 from .denoiser import Denoiser, guided
-from .network import MotionTransformer
-from .representation import AUDIO_DIMS, standardised_rest, GAZE, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors, vectors_to_motion
+from .network import MotionTransformer, conditioning_input
+from .representation import (AUDIO_DIMS, GAZE, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors,
+                             standardised_rest, vectors_to_motion)
 from .samplers import karras_sigmas, sampler
 
 WINDOW_SEED = 7  # stream id of the window noise in np.random.default_rng([seed, WINDOW_SEED, window])
@@ -73,9 +74,9 @@ class WindowGenerator:
         rest = standardised_rest(rest, s) if self.rest_conditioning else np.zeros(c.rest_dims, np.float32)
 
         def branch(has_audio: bool) -> dict:
-            flags = np.array([float(has_audio), 1.0, float(has_previous)], np.float32)
+            flags = [np.array([v], np.float32) for v in (has_audio, True, has_previous)]
             return {"previous": previous[None], "audio": (audio if has_audio else np.zeros_like(audio))[None],
-                    "conditioning": np.concatenate([rest, self.controls, flags])[None]}
+                    "conditioning": conditioning_input(rest[None], self.controls[None], *flags)}
 
         model = guided(self.denoiser, branch(True), branch(False), self.sampling.audio_guidance)
         noise = np.random.default_rng([self.seed, WINDOW_SEED, index]).standard_normal((1, c.window, c.motion_dims))
@@ -187,11 +188,7 @@ class DiffusionMotion:
             raise AssertionError("flush left frames undecided")
         if count == 0:
             return Motion.empty()
-        positions = (self._next + np.arange(count)) * self.ratio - self._motion_start
-        below = np.floor(positions).astype(int)
-        weight = (positions - below)[:, None]
-        above = np.minimum(below + 1, len(self._motion) - 1)
-        standardised = (1 - weight) * self._motion[below] + weight * self._motion[above]
+        standardised = interpolate_rows(self._motion, (self._next + np.arange(count)) * self.ratio - self._motion_start)
         s = self.model.stats
         motion = self._finish(standardised * s["motion_std"] + s["motion_mean"], self._mouth[:count])
         self._mouth = self._mouth[count:]
