@@ -153,7 +153,9 @@ def draw_mouth_interior(frame: np.ndarray, portrait: np.ndarray, target: MouthFr
     tooth_gaps = 0.93 + 0.07 * np.abs(np.cos(np.pi * TEETH_ACROSS * (u - 0.5)))
     lower_cover = (LOWER_TEETH_HEIGHT * mw * arch - height_above_lower) * np.clip((gap - LOWER_TEETH_MIN_GAP * mw) / 2, 0, 1)
     layer(lower_cover, style.lower_teeth[None, None] * (tooth_gaps * (1 - 0.5 * across ** 2))[..., None])
-    layer(UPPER_TEETH_HEIGHT * mw * arch - depth, style.teeth[None, None] * (tooth_gaps * (1 - 0.45 * across ** 2))[..., None])
+    # the teeth end at the lower lip with the opening's own soft edge (not a hard bright row against the lip)
+    upper_teeth = np.minimum(UPPER_TEETH_HEIGHT * mw * arch, gap)
+    layer(upper_teeth - depth, style.teeth[None, None] * (tooth_gaps * (1 - 0.45 * across ** 2))[..., None])
 
     colour = _with_own_interior(colour, portrait, source, u, depth)
 
