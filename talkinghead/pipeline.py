@@ -20,7 +20,7 @@ from .threads import compute_threads, with_compute_threads
 from .errors import TalkingHeadError
 from .face.cache import portrait_face
 from .face.landmarker import FaceObservation
-from .io import VideoWriter, audio_summary, iter_audio, load_audio, load_image, resize_long_side
+from .io import BackgroundVideoWriter, audio_summary, iter_audio, load_audio, load_image, resize_long_side
 from .face.measure import CLOSED_LIPS_GAP, mouth_aperture
 from .motion.base import MotionSource
 from .motion.compose import audio_motion_source, build_motion_source
@@ -161,7 +161,7 @@ class Pipeline:
         width, height = self.frame_size
         started = time.perf_counter()
         count = 0
-        with VideoWriter(out, self.config.fps, width, height, sample_rate=SAMPLE_RATE, crf=self.config.crf,
+        with BackgroundVideoWriter(out, self.config.fps, width, height, sample_rate=SAMPLE_RATE, crf=self.config.crf,
                          has_audio=True) as writer:
             def heard(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
                 for chunk in chunks:  # the sound track is written as the frames it decides are drawn

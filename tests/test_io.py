@@ -16,6 +16,7 @@ from PIL import Image
 
 from talkinghead.errors import TalkingHeadError
 from talkinghead.io import (
+    BackgroundVideoWriter,
     VideoWriter,
     load_audio,
     load_image,
@@ -470,6 +471,63 @@ def test_video_writer_validation(tmp_path):
         vw.write(np.zeros((32, 32, 3), np.uint8))
     assert probe_video(tmp_path / "v.mp4").audio_codec is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def _write_calls(writer, audio: np.ndarray, frames: int = 40) -> None:
+    """The pipeline's pattern: an audio chunk ahead of every tenth frame, then textured moving frames."""
+    rng = np.random.default_rng(0)
+    texture = (rng.random((96, 128, 3)) * 60 + np.linspace(0, 150, 128)[None, :, None]).astype(np.uint8)
+    for i in range(frames):
+        if i % 10 == 0:
+            writer.write_audio(audio[i * SR // 25: (i + 10) * SR // 25])
+        writer.write(np.roll(texture, 3 * i, axis=1))
+
+
+def test_background_writer_writes_the_same_bytes(tmp_path):
+    audio = _sine(330, 40 / 25, SR)
+    with VideoWriter(tmp_path / "plain.mp4", 25, 128, 96, has_audio=True) as vw:
+        _write_calls(vw, audio)
+    with BackgroundVideoWriter(tmp_path / "background.mp4", 25, 128, 96, has_audio=True) as bw:
+        _write_calls(bw, audio)
+    assert (tmp_path / "background.mp4").read_bytes() == (tmp_path / "plain.mp4").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["background.mp4", "plain.mp4"]
+
+
+def test_background_writer_error_on_its_thread_reaches_the_caller(tmp_path, monkeypatch):
+    target = tmp_path / "full.mp4"
+    target.write_bytes(b"old")
+    bw = BackgroundVideoWriter(target, 25, 32, 32)
+    real_write, calls = bw._writer.write, []
+
+    def failing(frame):  # the disk fills on the fourth frame
+        calls.append(1)
+        if len(calls) == 4:
+            bw._writer.abort()
+            raise TalkingHeadError("cannot write video 'full.mp4' (No space left on device); free some disk space")
+        real_write(frame)
+
+    monkeypatch.setattr(bw._writer, "write", failing)
+    with pytest.raises(TalkingHeadError, match="No space left"):
+        with bw:
+            for _ in range(200):
+                bw.write(np.zeros((32, 32, 3), np.uint8))
+    assert len(calls) < 200  # frames after the failure are not encoded
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.mp4"]
+
+
+def test_background_writer_interrupted_leaves_nothing(tmp_path):
+    target = tmp_path / "boom.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        with BackgroundVideoWriter(target, 25, 32, 32, audio=_sine(440, 1.0, SR)) as bw:
+            for _ in range(30):
+                bw.write(np.zeros((32, 32, 3), np.uint8))
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="expected a"):
+        with BackgroundVideoWriter(target, 25, 32, 32) as bw:
+            bw.write(np.zeros((32, 34, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------------
