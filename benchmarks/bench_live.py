@@ -55,7 +55,8 @@ def percentile(values, q):
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: float, start_at: float | None = None):
+async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: float, start_at: float | None = None,
+                      options: dict | None = None):
     """One live session streaming `seconds` of (looped) audio in real time; returns its measurements."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -69,7 +70,8 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
     opened = time.perf_counter()  # start-up: from here to "ready" and to the first frame
     try:
         async with connect(url, max_size=None, open_timeout=120) as ws:
-            await ws.send(json.dumps({"type": "start", "audio_format": "s16", "image_format": "jpeg"}))
+            await ws.send(json.dumps({"type": "start", "audio_format": "s16", "image_format": "jpeg",
+                                      "options": options or {}}))
             await ws.send(portrait)
             ready = json.loads(await ws.recv())
             result["ready_ms"] = (time.perf_counter() - opened) * 1000
@@ -134,18 +136,19 @@ async def run_session(url: str, portrait: bytes, audio: np.ndarray, seconds: flo
     return result
 
 
-def lookahead_effect(audio: np.ndarray, portrait_path: Path) -> list[dict]:
-    """What the look-ahead changes in the output of a live session (the live preset: the loudness mouth):
-    decision delay, and the mouth's timing and shape against the default (L = 2), on the motion of the
-    demo speech (jawOpen series)."""
+def lookahead_effect(audio: np.ndarray, portrait_path: Path, options: dict | None = None) -> list[dict]:
+    """What the look-ahead changes in the output of a live session (the live preset, the loudness mouth,
+    with the benchmark's session `options`): decision delay, and the mouth's timing and shape against
+    the default (L = 2), on the motion of the demo speech (jawOpen series)."""
     from dataclasses import replace
 
     from talkinghead.config import PRESETS, GenerateConfig
     from talkinghead.face import landmarks as L
     from talkinghead.pipeline import Pipeline
     from talkinghead.server.live import decision_delay_seconds
+    from talkinghead.server.options import build_config
 
-    live = PRESETS["live"]
+    live = build_config(options or {}, base=PRESETS["live"])
     base = Pipeline.from_image(portrait_path, live)
     jaw = L.BLENDSHAPE_INDEX["jawOpen"]
 
@@ -217,10 +220,10 @@ class Server:
         self.process.wait(timeout=30)
 
 
-async def sessions_together(url, portrait, audio, count, seconds):
+async def sessions_together(url, portrait, audio, count, seconds, options=None):
     """`count` sessions streaming at the same time (they start streaming together once all are ready)."""
     start_at = time.monotonic() + 3.0 + 2.0 * count  # time for every portrait to be prepared
-    return await asyncio.gather(*[run_session(url, portrait, audio, seconds, start_at) for _ in range(count)])
+    return await asyncio.gather(*[run_session(url, portrait, audio, seconds, start_at, options) for _ in range(count)])
 
 
 def summary(rows: list[dict]) -> dict:
@@ -244,6 +247,8 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=0, help="CPU priority of server and clients (e.g. -10 as "
                         "root while other jobs share the machine, so the server gets the CPU a dedicated machine "
                         "would give it; with Linux autogroups the session's group is re-niced for the run)")
+    parser.add_argument("--options", type=json.loads, default={}, help="session options sent in every start "
+                        "message, as JSON, e.g. '{\"motion.generator\": \"diffusion-live\"}' for learned motion")
     parser.add_argument("--json", type=Path, default=ROOT / "build" / "bench_live.json")
     args = parser.parse_args()
     with scheduling_priority(args.nice):
@@ -284,11 +289,12 @@ def run(args) -> None:
     capacity_portrait = capacity_path.read_bytes()
     audio = load_audio(assets / "demo_speech.wav")
     report = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(), "nice": args.nice},
+              "options": args.options,
               "chunk_ms": CHUNK_S * 1000, "size": 512, "lookahead_frames": 2,
               "criteria": {"latency_p95_limit_ms": LATENCY_P95_LIMIT_MS, "fps_tolerance": FPS_TOLERANCE,
                            "drift_limit_ms": DRIFT_LIMIT_MS}}
 
-    report["lookahead_effect"] = lookahead_effect(audio, assets / "astronaut.png")
+    report["lookahead_effect"] = lookahead_effect(audio, assets / "astronaut.png", args.options)
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp) / "a", "--max-live-sessions", str(MAX_SESSIONS_TRIED + 1), "--live-cpu-share", "0")
         try:
@@ -296,7 +302,7 @@ def run(args) -> None:
             print(f"latency: one {args.latency_seconds:.0f} s session (astronaut, 512 px)...", flush=True)
             latency = {}
             for name, portrait in (("astronaut.png", astronaut), (capacity_path.name, capacity_portrait)):
-                r = asyncio.run(run_session(server.url, portrait, audio, args.latency_seconds))
+                r = asyncio.run(run_session(server.url, portrait, audio, args.latency_seconds, options=args.options))
                 latency[name] = r
                 if "frames" not in r:
                     print(f"  {name}: failed: {r.get('error')}", flush=True)
@@ -308,7 +314,8 @@ def run(args) -> None:
             report["latency"] = latency
             capacity = []
             for count in range(1, MAX_SESSIONS_TRIED + 1):
-                rows = asyncio.run(sessions_together(server.url, capacity_portrait, audio, count, args.capacity_seconds))
+                rows = asyncio.run(sessions_together(server.url, capacity_portrait, audio, count, args.capacity_seconds,
+                                                     args.options))
                 s = summary(rows)
                 capacity.append(s)
                 print(f"  {count} sessions ({capacity_path.name}): sustain={s['all_sustain_25fps']} "
@@ -328,7 +335,8 @@ def run(args) -> None:
         try:
             server.wait(calibrated=True)
             capacity_before = server.status()["live_capacity"]
-            rows = asyncio.run(sessions_together(server.url, capacity_portrait, audio, cap + 1, args.capacity_seconds))
+            rows = asyncio.run(sessions_together(server.url, capacity_portrait, audio, cap + 1, args.capacity_seconds,
+                                                 args.options))
             admitted = [r for r in rows if not r.get("busy")]
             report["cap_check"] = {"default_cap": cap, "busy_answers": sum(1 for r in rows if r.get("busy")),
                                    "admitted": len(admitted), "live_capacity_at_start": capacity_before,

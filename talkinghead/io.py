@@ -26,8 +26,8 @@ from .config import SAMPLE_RATE
 from .errors import TalkingHeadError
 from .media import PathLike, av_error_detail, check_input_file, open_media
 # MP4 video lives in video.py; re-exported here so that io stays the one file edge to import from.
-from .video import (DEFAULT_CRF, BackgroundVideoWriter, VideoInfo, VideoWriter, probe_video,  # noqa: F401
-                    read_video_frames)
+from .background_writer import BackgroundVideoWriter  # noqa: F401
+from .video import (DEFAULT_CRF, VideoInfo, VideoWriter, probe_video, read_video_frames)  # noqa: F401
 
 # --- images -------------------------------------------------------------------------------------
 MIN_IMAGE_SIDE = 64

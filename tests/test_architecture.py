@@ -157,12 +157,14 @@ def test_the_schema_sits_on_errors_only():
 
 def test_io_imports_only_errors_config_and_outputs():
     edge = {f"{PKG}.errors", f"{PKG}.config", f"{PKG}.outputs", f"{PKG}.media"}  # media: opening files
-    assert GRAPH[f"{PKG}.io"] <= edge | {f"{PKG}.video"}  # video.py: MP4 in and out, re-exported by io
+    # video.py: MP4 in and out, and background_writer.py, its encoding thread; both re-exported by io
+    assert GRAPH[f"{PKG}.io"] <= edge | {f"{PKG}.video", f"{PKG}.background_writer"}
     assert GRAPH[f"{PKG}.video"] <= edge and GRAPH[f"{PKG}.media"] <= {f"{PKG}.errors"}
+    assert GRAPH[f"{PKG}.background_writer"] <= {f"{PKG}.video", f"{PKG}.media"}
     assert GRAPH[f"{PKG}.outputs"] <= {f"{PKG}.errors"}
 
 
-LOWER = ("errors", "config", "schema", "audio", "io", "video", "media", "outputs", "face")
+LOWER = ("errors", "config", "schema", "audio", "io", "video", "background_writer", "media", "outputs", "face")
 
 
 @pytest.mark.parametrize("layer", LOWER)

@@ -45,7 +45,7 @@ def mesh_fold_check(renderer, expression: np.ndarray, head: np.ndarray, gaze: np
     det = jacobian_determinant(coarse)
     single = single_layer_cells(layers)
     pts = rig.head_grid.points().reshape(owner.shape + (2,))
-    in_image = (pts[..., 0] <= rig.width - 1) & (pts[..., 1] <= rig.height - 1)
+    in_image = (pts >= 0).all(-1) & (pts[..., 0] <= rig.width - 1) & (pts[..., 1] <= rig.height - 1)
     return {"folds": int((single & (det <= 0)).sum()), "min_det": float(det[single].min()) if single.any() else 1.0,
             "holes": int((in_image & (owner < 0)).sum()), "overlap_cells": int((~single).sum()),
             "cells": int(single.size)}

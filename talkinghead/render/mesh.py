@@ -88,7 +88,7 @@ class TriangleMesh:
         per vertex, smaller is nearer. Flipped or collapsed triangles face away from the camera and are
         not drawn; where triangles overlap the nearest wins. Background triangles none of whose corners
         moved map points to themselves and are skipped unless draw_unmoved (the fold check draws them)."""
-        out = grid.points().reshape(grid.rows, grid.cols, 2).astype(np.float32)
+        out = grid.points_image().copy()
         owner = np.full((grid.rows, grid.cols), -1, np.int32)
         t = (np.asarray(targets, np.float64) - (grid.x0, grid.y0)) / grid.stride  # grid units
         corners = t[self.triangles]  # (T, 3, 2)
@@ -107,9 +107,9 @@ class TriangleMesh:
         rank = np.argsort(np.argsort(-depth[self.triangles[ids]].mean(1), kind="stable")).astype(np.int16)
         order = np.argsort(rank[which], kind="stable")
         which, gx, gy = which[order], gx[order], gy[order]
-        inv = inverse[which]
-        bary = gx[:, None] * inv[:, 0] + gy[:, None] * inv[:, 1] + inv[:, 2]  # (P, 3)
-        out[gy, gx] = np.einsum("kj,kjd->kd", bary, self.sources[self.triangles[ids[which]]])
+        # per triangle, [gx, gy, 1] @ inverse @ corners' sources = source position: one (3, 2) affine map
+        affine = (inverse @ self.sources[self.triangles[ids]])[which]  # (P, 3, 2)
+        out[gy, gx] = gx[:, None] * affine[:, 0] + gy[:, None] * affine[:, 1] + affine[:, 2]
         owner[gy, gx] = ids[which]
         return out, owner, layers
 

@@ -40,7 +40,7 @@ class Renderer:
         head_map, target_mouth = self._head_map(targets)
         hx0, hy0, hx1, hy1 = rig.head_box
         frame = rig.image.copy()
-        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map[..., 0], head_map[..., 1], cv2.INTER_LINEAR,
+        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map, None, cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
         for eye, (loop, iris, ids) in enumerate(zip(rig.eye_loops, rig.iris_ids, rig.eye_frames)):
             rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
