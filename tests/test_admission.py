@@ -58,6 +58,35 @@ def test_measured_costs_replace_the_estimate():
     assert a.estimate() == pytest.approx(0.030)
 
 
+def test_a_costlier_generator_is_checked_again_once_its_options_are_read():
+    a = admission(prior=0.020)  # 0.5 CPU per default session; 1.7 CPUs to fill
+    a.extra_cost["diffusion-live"] = 0.012  # measured at start-up: 0.3 CPU more per causal session
+    t1, _ = a.try_admit()
+    assert a.confirm(t1, "diffusion-live") == ""  # alone: always served
+    t2, _ = a.try_admit()
+    assert a.confirm(t2, "rules") == ""  # default options never refuse at this step
+    assert a.demand() == pytest.approx(0.8 + 0.5)
+    t3, _ = a.try_admit()  # admitted at the default estimate: 1.3 + 0.5 > 1.7 would refuse, so not yet
+    assert t3 is None
+    a.release(t2)
+    t3, _ = a.try_admit()  # 0.8 + 0.5 <= 1.7
+    why = a.confirm(t3, "diffusion-live")  # 0.8 + 0.8 = 1.6 fits
+    assert why == "" and a.demand() == pytest.approx(1.6)
+    t4, _ = a.try_admit()
+    assert t4 is None  # 1.6 + 0.5 > 1.7
+    a.release(t3)
+    a.load["value"] = 0.5  # other programs take half a CPU: 0.8 + 0.8 + 0.5 > 1.7
+    t5, _ = a.try_admit()  # even the default estimate does not fit (0.8 + 0.5 + 0.5 = 1.8 > 1.7): refused at once
+    assert t5 is None
+    a.load["value"] = 0.3
+    t5, _ = a.try_admit()  # 0.8 + 0.5 + 0.3 = 1.6 fits at the default estimate
+    why = a.confirm(t5, "diffusion-live")  # 0.8 + 0.8 + 0.3 = 1.9 does not
+    assert "CPUs are full for a diffusion-live session" in why and "default motion" in why
+    assert a.active == 1 and a.demand() == pytest.approx(0.8)  # the refused one is released
+    a.bind(t1, 25, lambda: 0.030)  # once measured, the session counts at its measured cost
+    assert a.demand() == pytest.approx(0.75)
+
+
 def test_other_programs_use_counts_and_the_first_session_is_always_admitted():
     a = admission(prior=0.020, others=1.5)  # 0.2 CPU left of 1.7
     t1, _ = a.try_admit()

@@ -9,8 +9,10 @@ cost x fps CPUs. A newcomer is admitted when
 
 and fewer than `limit` (--max-live-sessions) run. The newcomer's estimate is the largest of: the cost
 measured at start-up on the bundled portrait (`calibrate_cost`), the costs measured in the running
-sessions, and that of the last session to end; at the default frame rate. A session not yet measured
-counts at that estimate. Each session also counts `overhead` CPUs for the server process's own work. Other programs' use is the machine's busy CPU time (/proc/stat) less this
+sessions, and that of the last session to end; at the default frame rate. Once its start message
+is read, a session's options are checked again (`confirm`): options measured at start-up to cost more
+per frame (the causal motion model, `extra_cost`) raise its estimate, and it is refused if the
+machine cannot hold that. A session not yet measured counts at its estimate. Each session also counts `overhead` CPUs for the server process's own work. Other programs' use is the machine's busy CPU time (/proc/stat) less this
 server's own processes (itself, its live workers, its job worker), sampled every second (`CpuMonitor`;
 0 where /proc is missing). With no session running, one is always admitted: a machine too busy for
 even one still serves one, slowly. `share` 0 turns the measured admission off (the cap alone).
@@ -68,6 +70,7 @@ class FrameCost:
 class _Session:
     fps: float
     cost: Callable[[], float | None] = lambda: None  # measured CPU s per frame, None until measured
+    extra: float = 0.0  # CPU s per frame its options add to the estimate until it is measured
 
 
 @dataclass
@@ -83,6 +86,7 @@ class LiveAdmission:
     overhead: float = SESSION_OVERHEAD_CPUS  # CPUs of the server process's own work per session
     last_cost: float = 0.0  # measured cost of the last session to end
     calibrated: bool = False  # prior_cost was measured on this machine
+    extra_cost: dict[str, float] = field(default_factory=dict)  # motion generator -> CPU s per frame it adds
     _sessions: dict[int, _Session] = field(default_factory=dict)
     _next: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,7 +103,7 @@ class LiveAdmission:
     def demand(self) -> float:
         """CPUs the running sessions need at their frame rates (unmeasured ones at the estimate)."""
         guess = self.estimate()
-        return sum(s.fps * (c if (c := s.cost()) is not None else guess) + self.overhead
+        return sum(s.fps * (c if (c := s.cost()) is not None else guess + s.extra) + self.overhead
                    for s in self._sessions.values())
 
     def try_admit(self) -> tuple[int | None, str]:
@@ -118,11 +122,30 @@ class LiveAdmission:
             self._sessions[self._next] = _Session(self.default_fps)
             return self._next, ""
 
+    def confirm(self, ticket: int, generator: str) -> str:
+        """Check an admitted session again once its options are known: "" to go on, else why it is refused
+        (then it is released). Only options that cost more than the start-up measurement can refuse it."""
+        with self._lock:
+            session = self._sessions.get(ticket)
+            extra = self.extra_cost.get(generator, 0.0)
+            if session is None or extra <= 0:
+                return ""
+            session.extra = extra
+            if self.share <= 0 or len(self._sessions) == 1:
+                return ""
+            used, others = self.demand(), self.others()
+            if used + others <= self.share * self.cpus:
+                return ""
+            del self._sessions[ticket]
+            return (f"this server's CPUs are full for a {generator} session ({1000 * extra:.0f} ms more CPU a "
+                    f"frame): {len(self._sessions)} live session(s) and other programs would need "
+                    f"{used + others:.1f} of {self.cpus:g} CPUs: try again later, or use the default motion")
+
     def bind(self, ticket: int, fps: float, cost: Callable[[], float | None]) -> None:
         """The admitted session's frame rate and its measured cost, once it runs."""
         with self._lock:
             if ticket in self._sessions:
-                self._sessions[ticket] = _Session(fps, cost)
+                self._sessions[ticket] = _Session(fps, cost, self._sessions[ticket].extra)
 
     def release(self, ticket: int) -> None:
         with self._lock:
@@ -135,6 +158,7 @@ class LiveAdmission:
         with self._lock:
             return {"cpus": self.cpus, "share": self.share, "others_cpus": round(self.others(), 2),
                     "sessions_cpus": round(self.demand(), 2), "frame_cost_ms": round(1000 * self.estimate(), 1),
+                    "extra_cost_ms": {k: round(1000 * v, 1) for k, v in self.extra_cost.items()},
                     "calibrated": self.calibrated}
 
 

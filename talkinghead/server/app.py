@@ -45,6 +45,7 @@ from .worker import tts_available
 STATIC_DIR = Path(__file__).parent / "static"
 DEMO_PORTRAIT, DEMO_SPEECH = ASSETS_DIR / "astronaut.png", ASSETS_DIR / "demo_speech.wav"
 KEEP_ALIVE_S = 5  # idle keep-alive connections are closed after this
+COSTLY_LIVE_GENERATORS = ("diffusion-live",)  # motion generators whose extra cost per frame is measured at start-up
 CALIBRATION_SECONDS = 2.0  # of speech rendered live at start-up to measure the cost of a frame
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,21 @@ def _prewarm(workers: SessionWorkers, admission: LiveAdmission, settings: Server
              seconds: float = CALIBRATION_SECONDS) -> None:
     """Start one idle live worker (the first session starts sooner); with measured admission, measure the
     cost of a live frame on this machine in it first (the bundled portrait at the largest live size,
-    doubled: a real photo's face is larger)."""
+    doubled: a real photo's face is larger), and what the causal motion model adds to it."""
     workers.prewarm(1)
     if settings.live_cpu_share <= 0 or settings.max_live_sessions <= 0:
         return
     worker = workers.acquire()
     try:
         config = replace(LIVE_DEFAULTS, render=replace(LIVE_DEFAULTS.render, size=settings.live_max_size))
-        admission.prior_cost = PHOTO_COST_FACTOR * worker.calibrate(DEMO_PORTRAIT.read_bytes(), config, seconds)
+        portrait = DEMO_PORTRAIT.read_bytes()
+        frame = worker.calibrate(portrait, config, seconds)
+        admission.prior_cost = PHOTO_COST_FACTOR * frame
         admission.calibrated = True
+        # the causal motion model costs the same on any portrait: what it adds to a frame, measured once
+        for generator in COSTLY_LIVE_GENERATORS:
+            costly = replace(config, motion=replace(config.motion, generator=generator))
+            admission.extra_cost[generator] = max(worker.calibrate(portrait, costly, seconds) - frame, 0.0)
     except TalkingHeadError as exc:
         log.warning("live frame cost not measured (%s): assuming %.0f ms", exc, 1000 * admission.prior_cost)
     finally:

@@ -49,6 +49,10 @@ class _BadInput(_Refusal):
     pass
 
 
+class _Busy(_Refusal):
+    code, error = CLOSE_BUSY, "busy"
+
+
 class _Timeout(_Refusal):
     code, error = CLOSE_TIMEOUT, "timeout"
 
@@ -77,7 +81,8 @@ def live_router(settings: ServerSettings, admission: LiveAdmission, workers: Ses
             await _close_with_error(ws, CLOSE_BUSY, "busy", why)
             return
         try:
-            await _run_live(ws, settings, workers, lambda fps, cost: admission.bind(ticket, fps, cost))
+            await _run_live(ws, settings, workers, lambda fps, cost: admission.bind(ticket, fps, cost),
+                            lambda config: admission.confirm(ticket, config.motion.generator))
         finally:
             admission.release(ticket)
 
@@ -212,13 +217,17 @@ class _Outbox:
         self.ended.set()
 
 
-async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWorkers, measured) -> None:
+async def _run_live(ws: WebSocket, settings: ServerSettings, workers: SessionWorkers, measured,
+                    confirm=lambda config: "") -> None:
     """One session: start message, portrait, then audio in and frames out until stop or disconnect;
+    `confirm(config)` checks the admission again for the session's options ("" or why it is refused);
     `measured(fps, cost)` tells the admission the session's frame rate and measured cost per frame."""
     worker: SessionWorker | None = None
     tasks: list[asyncio.Task] = []
     try:
         config, stream = _start_request(await _receive(ws, settings.live_start_timeout_s, "start message"), settings)
+        if why := confirm(config):
+            raise _Busy(why)
         message = await _receive(ws, settings.live_start_timeout_s, "portrait")
         image_bytes = message.get("bytes")
         if not image_bytes:
