@@ -391,3 +391,17 @@ def test_file_and_array_inputs_give_the_same_video(demo_mp4, demo_mp4_frames, de
     assert len(frames) == len(demo_mp4_frames)
     for a, b in zip(frames, demo_mp4_frames):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_imports_no_scipy(tmp_path):
+    """Start-up time: the command's path needs neither SciPy (a quarter of a second to import) nor matplotlib."""
+    import subprocess
+    import sys
+
+    code = ("import sys, talkinghead\n"
+            "from talkinghead.assets import ASSETS_DIR\n"
+            "talkinghead.generate(ASSETS_DIR / 'astronaut.png', ASSETS_DIR / 'demo_speech.wav', sys.argv[1])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'matplotlib', 'torch'}))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.mp4")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -117,3 +117,17 @@ def test_sweep_on_every_real_portrait_has_no_holes_and_few_folds(real_data):
         for pose, check in zip(poses, checks):
             assert check["holes"] == 0, f"{path.name} {pose.name}: tear"
             assert check["folds"] <= FOLD_SHARE_LIMIT * check["cells"], f"{path.name} {pose.name}: {check}"
+
+
+def test_opencv_delaunay_matches_qhull_and_falls_back_on_coincident_points():
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0, 500, (300, 2))
+    ours = {tuple(sorted(t)) for t in delaunay(points).tolist()}
+    qhull = {tuple(sorted(t)) for t in Delaunay(points).simplices.tolist()}
+    assert ours == qhull  # points in general position have one Delaunay triangulation
+    assert (signed_areas(points, delaunay(points)) > 0).all()
+    close = np.concatenate([points, points[:1] + 1e-6])  # equal in float32: OpenCV cannot tell them apart
+    tri = delaunay(close)
+    assert len(np.unique(tri)) == len(close) and (signed_areas(close, tri) > 0).all()

@@ -22,7 +22,6 @@ from importlib import util as import_util
 from pathlib import Path
 
 import numpy as np
-from scipy.special import erf
 
 from ..config import SAMPLE_RATE
 from ..errors import TalkingHeadError
@@ -153,6 +152,8 @@ def read_ct2_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.nda
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU, x * Phi(x) (Hendrycks & Gimpel 2016), as torch.nn.GELU()."""
+    from scipy.special import erf  # imported here: the streaming default (gelu_tanh) needs no SciPy
+
     return (0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2))))).astype(np.float32)
 
 

@@ -9,8 +9,8 @@ iteration), row by row in closed form. `keep_orientation` clamps vertex motion s
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from .warp import Grid
 
@@ -40,10 +40,39 @@ def _barycentric_inverse(corners: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def delaunay(points: np.ndarray) -> np.ndarray:
-    """(T, 3) Delaunay triangles of points (P, 2), all wound with positive signed area."""
-    tri = Delaunay(points).simplices.copy()
+    """(T, 3) Delaunay triangles of points (P, 2), all wound with positive signed area.
+
+    OpenCV's incremental Delaunay (cv2.Subdiv2D) is used, so that starting a run does not import SciPy
+    (a quarter of a second); where it cannot give a checked tiling (points closer than float32
+    resolution), SciPy's Qhull does. Ties (four points on a circle) may be split either way."""
+    points = np.asarray(points, np.float64)
+    tri = _subdiv_triangles(points)
+    if tri is None:
+        from scipy.spatial import Delaunay
+
+        tri = Delaunay(points).simplices.copy()
     flip = signed_areas(points, tri) < 0
     tri[flip] = tri[flip][:, [0, 2, 1]]
+    return tri
+
+
+def _subdiv_triangles(points: np.ndarray) -> np.ndarray | None:
+    """cv2.Subdiv2D's triangles as indices into points, or None unless they tile the convex hull."""
+    f32 = points.astype(np.float32)
+    index = {(float(x), float(y)): i for i, (x, y) in enumerate(f32)}
+    if len(index) != len(points):
+        return None  # points equal in float32
+    lo, hi = np.floor(f32.min(0)) - 1, np.ceil(f32.max(0)) + 1
+    subdiv = cv2.Subdiv2D((int(lo[0]), int(lo[1]), int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1))
+    subdiv.insert([(float(x), float(y)) for x, y in f32])
+    corners = subdiv.getTriangleList().reshape(-1, 3, 2).astype(np.float32)
+    ids = [[index.get((float(x), float(y)), -1) for x, y in triangle] for triangle in corners]
+    tri = np.array([t for t in ids if min(t) >= 0], int).reshape(-1, 3)  # triangles on the virtual outer corners go
+    hull = cv2.contourArea(cv2.convexHull(f32))
+    if not len(tri) or len(np.unique(tri)) != len(points):
+        return None
+    if abs(np.abs(signed_areas(points, tri)).sum() - hull) > 1e-6 * max(hull, 1.0):
+        return None
     return tri
 
 
