@@ -99,11 +99,11 @@ def _prewarm(workers: SessionWorkers, admission: LiveAdmission, settings: Server
         portrait = DEMO_PORTRAIT.read_bytes()
         frame = worker.calibrate(portrait, config, seconds)
         admission.prior_cost = PHOTO_COST_FACTOR * frame
-        admission.calibrated = True
         # the causal motion model costs the same on any portrait: what it adds to a frame, measured once
         for generator in COSTLY_LIVE_GENERATORS:
             costly = replace(config, motion=replace(config.motion, generator=generator))
             admission.extra_cost[generator] = max(worker.calibrate(portrait, costly, seconds) - frame, 0.0)
+        admission.calibrated = True
     except TalkingHeadError as exc:
         log.warning("live frame cost not measured (%s): assuming %.0f ms", exc, 1000 * admission.prior_cost)
     finally:
