@@ -109,16 +109,16 @@ class TriangleMesh:
             alpha[offending] *= CLAMP_STEP
         return out
 
-    def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid,
-                     draw_unmoved: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid, draw_unmoved: bool = False,
+                     coverage: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Rasterise the target mesh with a depth test: (rows, cols, 2) float32 source pixel position of
         every grid point, (rows, cols) int32 id of the triangle drawn there (-1: none; the point keeps
-        its own position) and (rows, cols) int count of the triangles covering each point. depth: (V,)
-        per vertex, smaller is nearer. Flipped or collapsed triangles face away from the camera and are
-        not drawn; where triangles overlap the nearest wins. Background triangles none of whose corners
-        moved map points to themselves and are skipped unless draw_unmoved (the fold check draws them)."""
+        its own position) and (rows, cols) int count of the triangles covering each point (both None
+        unless `coverage`: the renderer needs only the map). depth: (V,) per vertex, smaller is nearer.
+        Flipped or collapsed triangles face away from the camera and are not drawn; where triangles
+        overlap the nearest wins. Background triangles none of whose corners moved map points to
+        themselves and are skipped unless draw_unmoved (the fold check draws them)."""
         out = grid.points_image().copy()
-        owner = np.full((grid.rows, grid.cols), -1, np.int32)
         t = (np.asarray(targets, np.float64) - (grid.x0, grid.y0)) / grid.stride  # grid units
         corners = t[self.triangles]  # (T, 3, 2)
         lo = np.maximum(np.ceil(corners.min(1) - INSIDE_EPS).astype(int), 0)  # candidate boxes clipped to the grid
@@ -128,20 +128,19 @@ class TriangleMesh:
             moved = np.abs(np.asarray(targets, np.float64) - self.sources).max(1) > 1e-9
             keep &= moved[self.triangles].any(1) | self.may_turn_away  # face triangles may overlap: always drawn
         ids = np.nonzero(keep)[0]
+        # far first (ranked by mean depth), so that scanning them in this order writes the nearest last
+        ids = ids[np.argsort(-depth[self.triangles[ids]].mean(1), kind="stable")]
         inverse = _barycentric_inverse(corners[ids], np.ones(len(ids), bool))  # (K, 3, 3)
-        which, gx, gy = _scan(inverse, lo[ids], hi[ids])
-        layers = np.bincount(gy * grid.cols + gx, minlength=grid.rows * grid.cols).reshape(grid.rows, grid.cols)
-        # far first, so the nearest triangle is written last (triangles ranked by mean depth; an int16
-        # key lets numpy's stable sort use a radix sort)
-        rank = np.argsort(np.argsort(-depth[self.triangles[ids]].mean(1), kind="stable")).astype(np.int16)
-        order = np.argsort(rank[which], kind="stable")
-        which, gx, gy = which[order], gx[order], gy[order]
+        which, gx, gy = _scan(inverse, lo[ids], hi[ids])  # grouped by triangle, in that order
         # per triangle, [gx, gy, 1] @ inverse @ corners' sources = source position: one (3, 2) affine map
         affine = (inverse @ self.sources[self.triangles[ids]])[which]  # (P, 3, 2)
         out[gy, gx] = gx[:, None] * affine[:, 0] + gy[:, None] * affine[:, 1] + affine[:, 2]
+        if not coverage:
+            return out, None, None
+        layers = np.bincount(gy * grid.cols + gx, minlength=grid.rows * grid.cols).reshape(grid.rows, grid.cols)
+        owner = np.full((grid.rows, grid.cols), -1, np.int32)
         owner[gy, gx] = ids[which]
         return out, owner, layers
-
 
 def _scan(inverse: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grid points inside each triangle, row by row: (triangle index, gx, gy), each (P,).

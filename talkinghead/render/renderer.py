@@ -40,7 +40,8 @@ class Renderer:
         head_map, target_mouth = self._head_map(targets)
         hx0, hy0, hx1, hy1 = rig.head_box
         frame = rig.image.copy()
-        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, head_map, None, cv2.INTER_LINEAR,
+        fixed_map, fraction = cv2.convertMaps(head_map, None, cv2.CV_16SC2)  # remap's own fixed point, made once
+        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, fixed_map, fraction, cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
         for eye, (loop, iris, ids) in enumerate(zip(rig.eye_loops, rig.iris_ids, rig.eye_frames)):
             rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
@@ -56,7 +57,7 @@ class Renderer:
     def _head_map(self, targets) -> tuple[np.ndarray, MouthFrame]:
         """Source position of every head-box pixel (h, w, 2) and the target mouth frame."""
         rig = self.rig
-        coarse, _, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid)
+        coarse, _, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid, coverage=False)
         head_map = rig.head_upsample(coarse)
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])
