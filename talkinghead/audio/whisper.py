@@ -184,7 +184,7 @@ def conv1d_k3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int =
 
 @dataclass(frozen=True)
 class EncoderBlock:
-    """One pre-norm transformer block; weights stored transposed for x @ W."""
+    """One pre-norm transformer block; weights held as transposed views for x @ W (BLAS reads them as they are)."""
 
     attn_ln: tuple[np.ndarray, np.ndarray]
     qkv_w: np.ndarray  # (D, 3D): q, k, v
@@ -246,11 +246,11 @@ class WhisperEncoder:
             p = f"layer_{i}/"
             self.blocks.append(EncoderBlock(
                 (f32(p + "self_attention/layer_norm/gamma"), f32(p + "self_attention/layer_norm/beta")),
-                f32(p + "self_attention/linear_0/weight").T.copy(), f32(p + "self_attention/linear_0/bias"),
-                f32(p + "self_attention/linear_1/weight").T.copy(), f32(p + "self_attention/linear_1/bias"),
+                f32(p + "self_attention/linear_0/weight").T, f32(p + "self_attention/linear_0/bias"),
+                f32(p + "self_attention/linear_1/weight").T, f32(p + "self_attention/linear_1/bias"),
                 (f32(p + "ffn/layer_norm/gamma"), f32(p + "ffn/layer_norm/beta")),
-                f32(p + "ffn/linear_0/weight").T.copy(), f32(p + "ffn/linear_0/bias"),
-                f32(p + "ffn/linear_1/weight").T.copy(), f32(p + "ffn/linear_1/bias")))
+                f32(p + "ffn/linear_0/weight").T, f32(p + "ffn/linear_0/bias"),
+                f32(p + "ffn/linear_1/weight").T, f32(p + "ffn/linear_1/bias")))
             i += 1
         self.final_ln = (f32("layer_norm/gamma"), f32("layer_norm/beta"))
         self.width = self.positions.shape[1]
