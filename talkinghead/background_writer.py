@@ -76,19 +76,12 @@ class BackgroundVideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """Queue one (height, width, 3) uint8 RGB frame (checked here; the array must not change afterwards)."""
-        w = self._writer
-        if frame.shape != (w.height, w.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"expected a ({w.height}, {w.width}, 3) uint8 frame, got {frame.shape} {frame.dtype}")
+        self._writer.check_frame(frame)
         self._put(("video", frame))
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Queue a chunk of 1-D float32 mono samples (see VideoWriter.write_audio)."""
-        if not self._writer.has_audio:
-            raise ValueError("this VideoWriter has no audio track (pass audio= or has_audio=True)")
-        samples = np.array(samples, copy=True)
-        if samples.ndim != 1:
-            raise ValueError(f"expected 1-D mono audio samples, got shape {samples.shape}")
-        self._put(("audio", samples))
+        self._put(("audio", self._writer.checked_audio(samples).copy()))  # a copy: the caller may reuse its buffer
 
     def _stop(self) -> None:
         if not self._finished:

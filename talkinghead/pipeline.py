@@ -162,8 +162,8 @@ class Pipeline:
         width, height = self.frame_size
         started = time.perf_counter()
         count = 0
-        with BackgroundVideoWriter(out, self.config.fps, width, height, sample_rate=SAMPLE_RATE, crf=self.config.crf,
-                         has_audio=True) as writer:
+        with BackgroundVideoWriter(out, self.config.fps, width, height, sample_rate=SAMPLE_RATE,
+                                   crf=self.config.crf, has_audio=True) as writer:
             def heard(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
                 for chunk in chunks:  # the sound track is written as the frames it decides are drawn
                     writer.write_audio(chunk)

@@ -169,14 +169,27 @@ class VideoWriter:
             self.abort()
 
     # -- writing ---------------------------------------------------------------------------------
-    def write(self, frame: np.ndarray) -> None:
-        """Encode one (height, width, 3) uint8 RGB frame."""
-        if self._closed:
-            raise ValueError("VideoWriter is closed")
+    def check_frame(self, frame: np.ndarray) -> None:
+        """ValueError unless `frame` is a (height, width, 3) uint8 array."""
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(
                 f"expected a ({self.height}, {self.width}, 3) uint8 frame, got {frame.shape} {frame.dtype}"
             )
+
+    def checked_audio(self, samples: np.ndarray) -> np.ndarray:
+        """`samples` as an array; ValueError unless this writer has an audio track and they are 1-D."""
+        if not self.has_audio:
+            raise ValueError("this VideoWriter has no audio track (pass audio= or has_audio=True)")
+        samples = np.asarray(samples)
+        if samples.ndim != 1:
+            raise ValueError(f"expected 1-D mono audio samples, got shape {samples.shape}")
+        return samples
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one (height, width, 3) uint8 RGB frame."""
+        if self._closed:
+            raise ValueError("VideoWriter is closed")
+        self.check_frame(frame)
         vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vframe = vframe.reformat(format=VIDEO_PIX_FMT, dst_colorspace="ITU709", dst_color_range="MPEG")
         vframe.pts = self.frames_written
@@ -190,11 +203,7 @@ class VideoWriter:
         """Append a chunk of 1-D float32 mono samples at ``sample_rate`` to the audio track."""
         if self._closed:
             raise ValueError("VideoWriter is closed")
-        if not self.has_audio:
-            raise ValueError("this VideoWriter has no audio track (pass audio= or has_audio=True)")
-        samples = np.asarray(samples)
-        if samples.ndim != 1:
-            raise ValueError(f"expected 1-D mono audio samples, got shape {samples.shape}")
+        samples = self.checked_audio(samples)
         if samples.size == 0:
             return
         chunk = np.clip(samples.astype(np.float32, copy=False), -1.0, 1.0)

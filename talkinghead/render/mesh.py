@@ -142,6 +142,7 @@ class TriangleMesh:
         owner[gy, gx] = ids[which]
         return out, owner, layers
 
+
 def _scan(inverse: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grid points inside each triangle, row by row: (triangle index, gx, gy), each (P,).
 

@@ -40,7 +40,7 @@ class Renderer:
         head_map, target_mouth = self._head_map(targets)
         hx0, hy0, hx1, hy1 = rig.head_box
         frame = rig.image.copy()
-        fixed_map, fraction = cv2.convertMaps(head_map, None, cv2.CV_16SC2)  # remap's own fixed point, made once
+        fixed_map, fraction = cv2.convertMaps(head_map, None, cv2.CV_16SC2)  # remap's own fixed-point map, made once a frame
         frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, fixed_map, fraction, cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REFLECT)
         for eye, (loop, iris, ids) in enumerate(zip(rig.eye_loops, rig.iris_ids, rig.eye_frames)):
