@@ -14,10 +14,17 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 
+_in_force: list[int] = []  # limits set by enclosing blocks, innermost last (process-wide, as the limits are)
+
+
 @contextmanager
 def compute_threads(threads: int) -> Iterator[None]:
-    """Inside the block, BLAS / OpenMP (via threadpoolctl) and OpenCV use `threads` threads (0: unchanged)."""
-    if threads <= 0:
+    """Inside the block, BLAS / OpenMP (via threadpoolctl) and OpenCV use `threads` threads (0: unchanged).
+
+    A block inside one that already set the same limit changes nothing (threadpoolctl's scan of the
+    loaded libraries costs about 10 ms).
+    """
+    if threads <= 0 or (_in_force and _in_force[-1] == threads):
         yield
         return
     import cv2
@@ -25,10 +32,12 @@ def compute_threads(threads: int) -> Iterator[None]:
 
     before = cv2.getNumThreads()
     cv2.setNumThreads(threads)
+    _in_force.append(threads)
     try:
         with threadpool_limits(limits=threads):
             yield
     finally:
+        _in_force.pop()
         cv2.setNumThreads(before)
 
 

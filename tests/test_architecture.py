@@ -1,7 +1,8 @@
 """Layering: lower layers never import higher ones (checked on the source with `ast`, imports inside
 functions included).
 
-    errors, face.landmarks, assets     no talkinghead imports (io: only errors, config, outputs)
+    errors, face.landmarks, assets,    no talkinghead imports (io: only errors, config, outputs)
+    disk_cache
     config, schema                     the option schema and its walker: only errors
     audio/, io, face/                  analysis / file edge: never motion, render, pipeline, cli
     motion/                            the motion sources and their contract: never render, pipeline, cli
@@ -146,7 +147,7 @@ def test_known_edges_are_found():
 
 
 def test_foundations_import_nothing_from_the_package():
-    mods = [f"{PKG}.errors", f"{PKG}.face.landmarks", f"{PKG}.assets"]
+    mods = [f"{PKG}.errors", f"{PKG}.face.landmarks", f"{PKG}.assets", f"{PKG}.disk_cache"]
     assert violations(mods, lambda dep: True) == []
 
 
@@ -164,7 +165,8 @@ def test_io_imports_only_errors_config_and_outputs():
     assert GRAPH[f"{PKG}.outputs"] <= {f"{PKG}.errors"}
 
 
-LOWER = ("errors", "config", "schema", "audio", "io", "video", "background_writer", "media", "outputs", "face")
+LOWER = ("errors", "config", "schema", "audio", "io", "video", "background_writer", "media", "outputs", "face",
+         "disk_cache")
 
 
 @pytest.mark.parametrize("layer", LOWER)

@@ -20,7 +20,7 @@ def portrait(demo_image_path) -> np.ndarray:
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "faces"))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     return tmp_path / "faces"
 
 
@@ -67,7 +67,7 @@ def test_the_cache_can_be_turned_off(portrait, tmp_path, monkeypatch):
 def test_an_unwritable_cache_only_skips_the_cache(portrait, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    monkeypatch.setenv(cache.CACHE_ENV, str(blocker / "faces"))  # below a file: cannot be made
+    monkeypatch.setenv(cache.CACHE_ENV, str(blocker))  # its faces/ would be below a file: cannot be made
     assert cache.portrait_face(portrait).landmarks.shape == (478, 3)
 
 

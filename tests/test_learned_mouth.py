@@ -161,6 +161,30 @@ def test_ct2_reader_round_trip(tmp_path):
     assert encoder.n_layers == TINY_LAYERS and encoder.n_heads == TINY_HEADS and encoder.width == TINY_WIDTH
 
 
+def test_float32_weights_are_unpacked_once_then_memory_mapped(tmp_path, monkeypatch):
+    variables = {k: (v.astype(np.float16) if v.dtype == np.float32 else v) for k, v in tiny_variables(3).items()}
+    write_ct2(tmp_path / "model.bin", variables)
+    monkeypatch.setenv("TALKINGHEAD_CACHE", str(tmp_path / "cache"))
+    first = whisper.float32_variables(tmp_path / "model.bin")
+    [entry] = (tmp_path / "cache" / "speech_encoder").glob("*.npy")
+    again = whisper.float32_variables(tmp_path / "model.bin")
+    assert set(first) == set(again) == {k for k in variables if k.startswith("encoder/")}
+    for k, v in variables.items():
+        if not k.startswith("encoder/"):
+            continue
+        expected = v.astype(np.float32) if v.dtype.kind == "f" else v
+        for got in (first, again):
+            assert got[k].dtype == expected.dtype and got[k].shape == expected.shape
+            np.testing.assert_array_equal(got[k], expected)
+    assert isinstance(again["encoder/conv1/weight"].base, np.memmap)  # the second process maps, not converts
+    entry.write_bytes(b"damaged")  # a bad entry is converted again and replaced
+    np.testing.assert_array_equal(whisper.float32_variables(tmp_path / "model.bin")["encoder/conv1/weight"],
+                                  variables["encoder/conv1/weight"].astype(np.float32))
+    assert np.load(entry, mmap_mode="r").dtype == np.float32
+    monkeypatch.setenv("TALKINGHEAD_CACHE", "off")
+    assert whisper.float32_variables(tmp_path / "model.bin")["encoder/conv1/weight"].dtype == np.float32
+
+
 def test_encoder_stream_is_identical_for_any_chunking(speech):
     encoder = tiny_encoder()
     total = se.encoder_frame_count(len(speech))

