@@ -177,6 +177,10 @@ class RenderConfig(Validated):
     SECTION = "render"
     size: int = option(512, "long side of the output; smaller portraits are not upscaled", range=(64, 4096),
                        unit="px")
+    background: Literal["plate", "stretch"] = option(
+        "plate", "behind a moving head: plate (the person is cut out once and the background behind filled in, "
+        "so it stays still; needs the person segmenter, see the README) or stretch (the background near the "
+        "head moves with it)")
 
 
 @dataclass(frozen=True)

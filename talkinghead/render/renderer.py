@@ -1,5 +1,6 @@
-"""Portrait + Motion -> frames, in layers: the head (a mesh drawn with a depth test, render/mesh.py),
-the eyes (render/eyes.py), then the mouth interior (render/mouth.py). See docs/renderer.md.
+"""Portrait + Motion -> frames, in layers: the background plate (render/plate.py), the head (a mesh drawn
+with a depth test, render/mesh.py) over it, the eyes (render/eyes.py), then the mouth interior
+(render/mouth.py). See docs/renderer.md.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class Renderer:
         hx0, hy0, hx1, hy1 = rig.head_box
         frame = rig.image.copy()
         fixed_map, fraction = cv2.convertMaps(head_map, None, cv2.CV_16SC2)  # remap's own fixed-point map, made once a frame
-        frame[hy0:hy1, hx0:hx1] = cv2.remap(rig.image, fixed_map, fraction, cv2.INTER_LINEAR,
-                                            borderMode=cv2.BORDER_REFLECT)
+        head = cv2.remap(rig.image, fixed_map, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        frame[hy0:hy1, hx0:hx1] = head if rig.plate is None else rig.plate.composite(head, fixed_map, fraction)
         for eye, (loop, iris, ids) in enumerate(zip(rig.eye_loops, rig.iris_ids, rig.eye_frames)):
             rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
                           targets.landmarks[iris[0]] - targets.iris_rest[eye], targets.landmarks[list(ids)],

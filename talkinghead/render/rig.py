@@ -16,10 +16,12 @@ from ..face import landmarks as L
 from ..config import RenderConfig
 from ..face.expression import ExpressionBasis
 from ..face.landmarker import FaceObservation
+from ..face.segmentation import person_mask
 from ..face.pose import HEAD_PIVOT, euler_to_rotation, fit_similarity
 from ..motion.types import HEAD_FIELDS
 from .mouth import MouthFrame, MouthStyle
 from .eyes import EyeLayer
+from .plate import BackgroundPlate
 from .mesh import N_FACE_VERTICES, TriangleMesh, delaunay
 from .warp import Grid, Upsampler
 
@@ -103,6 +105,9 @@ class PortraitRig:
         self.head_box = self._box_around(OUTER_RING_SCALE * face.width / 2, face.width / 2 * OUTER_RING_SCALE)
         self.head_grid = Grid.for_box(*self.head_box, stride)
         self.head_upsample = Upsampler(self.head_grid, self.head_box)
+        person = person_mask(image) if config.background == "plate" else None
+        self.plate = None if person is None else BackgroundPlate(image, person, face.landmarks[list(L.FACE_OVAL), :2],
+                                                                 face.width, self.head_box)
 
         self.eye_loops = (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)
         self.iris_ids = (L.IRIS_RIGHT, L.IRIS_LEFT)
