@@ -36,9 +36,14 @@ def _scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return image, person, outline
 
 
-def _map(shift_x: float) -> tuple[np.ndarray, np.ndarray]:
+def _map(shift_x: float) -> np.ndarray:
+    """A full-resolution map (a grid of stride 1: nothing to upsample)."""
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    return cv2.convertMaps(np.stack([xs - shift_x, ys], -1), None, cv2.CV_16SC2)
+    return np.stack([xs - shift_x, ys], -1)
+
+
+def _same(coarse: np.ndarray) -> np.ndarray:
+    return coarse
 
 
 def test_the_plate_is_the_portrait_outside_the_person_and_filled_inside():
@@ -54,17 +59,17 @@ def test_the_plate_is_the_portrait_outside_the_person_and_filled_inside():
 def test_at_rest_the_composite_is_exactly_the_head_layer():
     image, person, outline = _scene()
     plate = BackgroundPlate(image, person, outline, face_width=40, box=(0, 0, SIZE, SIZE))
-    fixed, fraction = _map(0.0)
-    warped = cv2.remap(image, fixed, fraction, cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(plate.composite(warped, fixed, fraction), warped)
+    identity = _map(0.0)
+    warped = cv2.remap(image, identity, None, cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(plate.composite(warped, identity, _same), warped)
 
 
 def test_a_moved_person_reveals_the_plate_and_the_background_stays_still():
     image, person, outline = _scene()
     plate = BackgroundPlate(image, person, outline, face_width=40, box=(0, 0, SIZE, SIZE))
-    fixed, fraction = _map(30.0)  # the whole layer shifted 30 px right: the background would move too
-    warped = cv2.remap(image, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    out = plate.composite(warped, fixed, fraction)
+    shifted = _map(30.0)  # the whole layer shifted 30 px right: the background would move too
+    warped = cv2.remap(image, shifted, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    out = plate.composite(warped, shifted, _same)
     np.testing.assert_array_equal(out[60, 90], (200, 40, 40))  # the person moved right
     left_behind = out[55:65, 40:45].astype(int)  # where the disc was: plate, not person, not the shifted stripes
     assert np.abs(left_behind - (200, 40, 40)).sum(-1).min() > 100

@@ -6,12 +6,14 @@ dragging the background along.
                                           face outline grown PLATE_HEAD_SCALE times (ears, earrings and
                                           hair next to the face that the segmenter missed)
     plate  = the portrait outside the core, the core filled from the background around it
-    matte  = 1 on the core, falling to 0 over PLATE_FEATHER face widths outside it
+    matte  = 1 on the core and MATTE_MARGIN_CELLS grid cells beyond, then falling to 0 over
+             PLATE_FEATHER face widths
 
-Per frame the head layer's map carries the matte with the person; the frame is
-matte x (warped portrait) + (1 - matte) x plate. Outside the core the plate *is* the portrait, so
-where the head is at rest (an identity map) the frame equals the portrait exactly, soft edge
-included; the plate only shows where the person moved away from. The fill is a push-pull pyramid
+Per frame the head layer's coarse map (on its grid) carries the matte with the person, and is
+upsampled like the map itself; the frame is matte x (warped portrait) + (1 - matte) x plate.
+Outside the core the plate *is* the portrait, and the matte is exactly 1 on the core even after the
+coarse sampling (the margin covers the interpolation), so where the head is at rest the frame equals
+the portrait exactly, soft edge included; the plate only shows where the person moved away from. The fill is a push-pull pyramid
 (weighted averages at halving sizes, blended back up): smooth, no streaks, a blur of the nearby
 background rather than invented detail.
 """
@@ -24,6 +26,7 @@ import numpy as np
 PLATE_GROW = 0.10  # face widths the person mask is grown by (soft edges and stray hair stay with the person)
 PLATE_HEAD_SCALE = 1.3  # the face outline grown about its centre: always moves with the head
 PLATE_FEATHER = 0.10  # face widths over which the matte falls to 0 outside that
+MATTE_MARGIN_CELLS = 2  # the matte stays 1 this many grid cells past the core (coarse sampling stays exact there)
 MIN_FILL_SIDE = 4  # the pyramid stops at this size
 
 
@@ -31,9 +34,9 @@ class BackgroundPlate:
     """Plate and matte of one portrait over the head box (the only region the head layer moves)."""
 
     def __init__(self, image: np.ndarray, person: np.ndarray, face_outline: np.ndarray, face_width: float,
-                 box: tuple[int, int, int, int]):
+                 box: tuple[int, int, int, int], grid_stride: int = 1):
         """image (H, W, 3) uint8; person (H, W) bool; face_outline (N, 2) pixels, in order around the face;
-        box (x0, y0, x1, y1) the head layer's region."""
+        box (x0, y0, x1, y1) the head layer's region; grid_stride: the pixels between the head map's grid points."""
         grow = max(1, int(round(PLATE_GROW * face_width)))
         feather = max(1.0, PLATE_FEATHER * face_width)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -42,7 +45,8 @@ class BackgroundPlate:
         head = np.round(centre + (face_outline - centre) * PLATE_HEAD_SCALE).astype(np.int32)
         core = cv2.fillPoly(core, [head], 1) > 0
         outside = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
-        self.matte = np.clip(1.0 - outside / feather, 0.0, 1.0).astype(np.float32)  # (H, W), source space
+        plateau = MATTE_MARGIN_CELLS * grid_stride
+        self.matte = np.clip(1.0 - (outside - plateau) / feather, 0.0, 1.0).astype(np.float32)  # (H, W), source space
         x0, y0, x1, y1 = box
         hole = core[y0:y1, x0:x1]
         known = (~hole).astype(np.float32)
@@ -52,10 +56,11 @@ class BackgroundPlate:
         self.plate = np.ascontiguousarray(plate.astype(np.uint8))  # (h, w, 3) over the box
         self.box = box
 
-    def composite(self, warped: np.ndarray, fixed_map: np.ndarray, fraction: np.ndarray) -> np.ndarray:
-        """warped (h, w, 3) uint8: the head layer over the box, drawn with remap's fixed-point map
-        (fixed_map, fraction); returns it over the plate."""
-        matte = cv2.remap(self.matte, fixed_map, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    def composite(self, warped: np.ndarray, coarse_map: np.ndarray, upsample) -> np.ndarray:
+        """warped (h, w, 3) uint8: the head layer over the box; coarse_map (rows, cols, 2) its map on the
+        grid, upsample the grid's Upsampler to the box; returns the head layer over the plate."""
+        coarse = cv2.remap(self.matte, coarse_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        matte = upsample(coarse)
         return cv2.blendLinear(warped, self.plate, matte, 1.0 - matte)
 
 

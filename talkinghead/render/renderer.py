@@ -38,12 +38,12 @@ class Renderer:
         """One frame: (52,), (6,), (2,) -> (H, W, 3) uint8 RGB."""
         rig = self.rig
         targets = rig.targets(expression, head, gaze)
-        head_map, target_mouth = self._head_map(targets)
+        head_map, target_mouth, coarse = self._head_map(targets)
         hx0, hy0, hx1, hy1 = rig.head_box
         frame = rig.image.copy()
         fixed_map, fraction = cv2.convertMaps(head_map, None, cv2.CV_16SC2)  # remap's own fixed-point map, made once a frame
         head = cv2.remap(rig.image, fixed_map, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        frame[hy0:hy1, hx0:hx1] = head if rig.plate is None else rig.plate.composite(head, fixed_map, fraction)
+        frame[hy0:hy1, hx0:hx1] = head if rig.plate is None else rig.plate.composite(head, coarse, rig.head_upsample)
         for eye, (loop, iris, ids) in enumerate(zip(rig.eye_loops, rig.iris_ids, rig.eye_frames)):
             rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
                           targets.landmarks[iris[0]] - targets.iris_rest[eye], targets.landmarks[list(ids)],
@@ -55,11 +55,12 @@ class Renderer:
         """The head layer's backward map for one frame: (h, w, 2) float32 source x, y of every pixel of rig.head_box."""
         return self._head_map(self.rig.targets(expression, head, gaze))[0]
 
-    def _head_map(self, targets) -> tuple[np.ndarray, MouthFrame]:
-        """Source position of every head-box pixel (h, w, 2) and the target mouth frame."""
+    def _head_map(self, targets) -> tuple[np.ndarray, MouthFrame, np.ndarray]:
+        """Source position of every head-box pixel (h, w, 2), the target mouth frame, and the coarse map
+        on rig.head_grid that the first was upsampled from."""
         rig = self.rig
         coarse, _, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid, coverage=False)
         head_map = rig.head_upsample(coarse)
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])
-        return head_map, target_mouth
+        return head_map, target_mouth, coarse

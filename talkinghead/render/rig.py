@@ -107,7 +107,7 @@ class PortraitRig:
         self.head_upsample = Upsampler(self.head_grid, self.head_box)
         person = person_mask(image) if config.background == "plate" else None
         self.plate = None if person is None else BackgroundPlate(image, person, face.landmarks[list(L.FACE_OVAL), :2],
-                                                                 face.width, self.head_box)
+                                                                 face.width, self.head_box, stride)
 
         self.eye_loops = (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP)
         self.iris_ids = (L.IRIS_RIGHT, L.IRIS_LEFT)
