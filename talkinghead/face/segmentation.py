@@ -25,6 +25,8 @@ import logging
 import os
 import sys
 import tempfile
+import threading
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,7 @@ PERSON_THRESHOLD = 0.5
 MASK_CACHE_FORMAT = 1
 
 _warned_missing = False
+_network_lock = threading.Lock()
 
 
 def installed_path() -> Path:
@@ -93,14 +96,23 @@ def person_mask(image: np.ndarray) -> np.ndarray | None:
     return _to_image(small, image.shape)
 
 
+@lru_cache(maxsize=1)
+def _network(path: Path):
+    """The model read by OpenCV, once per process (a server prepares many portraits)."""
+    import cv2
+
+    return cv2.dnn.readNetFromTFLite(str(path))
+
+
 def _run_model(path: Path, image: np.ndarray) -> np.ndarray:
     """The model's (256, 256) person probability as uint8 0-255 (quantised, so a cached mask is exact)."""
     import cv2
 
-    net = cv2.dnn.readNetFromTFLite(str(path))
     x = cv2.resize(image, (MODEL_SIDE, MODEL_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))  # NCHW, values in [0, 1]
-    probability = net.forward()[0, 0]
+    with _network_lock:  # one network, used by one thread at a time
+        net = _network(path)
+        net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))  # NCHW, values in [0, 1]
+        probability = net.forward()[0, 0].copy()
     return np.round(np.clip(probability, 0.0, 1.0) * 255).astype(np.uint8)
 
 

@@ -28,6 +28,7 @@ PLATE_HEAD_SCALE = 1.3  # the face outline grown about its centre: always moves 
 PLATE_FEATHER = 0.10  # face widths over which the matte falls to 0 outside that
 MATTE_MARGIN_CELLS = 2  # the matte stays 1 this many grid cells past the core (coarse sampling stays exact there)
 MIN_FILL_SIDE = 4  # the pyramid stops at this size
+FILL_DOWNSCALE = 4  # the fill is computed at this fraction of the box's size
 
 
 class BackgroundPlate:
@@ -37,10 +38,9 @@ class BackgroundPlate:
                  box: tuple[int, int, int, int], grid_stride: int = 1):
         """image (H, W, 3) uint8; person (H, W) bool; face_outline (N, 2) pixels, in order around the face;
         box (x0, y0, x1, y1) the head layer's region; grid_stride: the pixels between the head map's grid points."""
-        grow = max(1, int(round(PLATE_GROW * face_width)))
         feather = max(1.0, PLATE_FEATHER * face_width)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        core = cv2.dilate(person.astype(np.uint8), kernel)
+        to_person = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        core = (to_person <= PLATE_GROW * face_width).astype(np.uint8)  # the person grown (a disc dilation)
         centre = face_outline.mean(0)
         head = np.round(centre + (face_outline - centre) * PLATE_HEAD_SCALE).astype(np.int32)
         core = cv2.fillPoly(core, [head], 1) > 0
@@ -49,11 +49,14 @@ class BackgroundPlate:
         self.matte = np.clip(1.0 - (outside - plateau) / feather, 0.0, 1.0).astype(np.float32)  # (H, W), source space
         x0, y0, x1, y1 = box
         hole = core[y0:y1, x0:x1]
-        known = (~hole).astype(np.float32)
-        region = image[y0:y1, x0:x1].astype(np.float32)
-        filled = push_pull_fill(region * known[..., None], known)
-        plate = np.where(hole[..., None], np.clip(np.round(filled), 0, 255), region)
-        self.plate = np.ascontiguousarray(plate.astype(np.uint8))  # (h, w, 3) over the box
+        region = image[y0:y1, x0:x1]
+        h, w = hole.shape
+        small = (max(1, w // FILL_DOWNSCALE), max(1, h // FILL_DOWNSCALE))  # the fill is a blur: made small
+        known = cv2.resize((~hole).astype(np.float32), small, interpolation=cv2.INTER_AREA)
+        weighted = cv2.resize(region.astype(np.float32), small, interpolation=cv2.INTER_AREA) * known[..., None]
+        filled = cv2.resize(push_pull_fill(weighted, known), (w, h), interpolation=cv2.INTER_LINEAR)
+        self.plate = region.copy()  # (h, w, 3) over the box: the portrait outside the core
+        np.copyto(self.plate, np.clip(np.round(filled), 0, 255).astype(np.uint8), where=hole[..., None])
         self.box = box
 
     def composite(self, warped: np.ndarray, coarse_map: np.ndarray, upsample) -> np.ndarray:
