@@ -8,11 +8,16 @@ variant's generated motion from the clip's audio, compared in the motion model's
     python scripts/eval_motion.py --data ../shared/data/real --variant rules \
         --variant diffusion:motion.generator=diffusion --seeds 5 --out build/motion_eval.json
     python scripts/eval_motion.py --data ../shared/data/real --variant diffusion:motion.generator=diffusion --long 600
+    python scripts/eval_motion.py --shards build/train --split validation --variant diffusion:motion.generator=diffusion
+
+--shards reads the real clips from a `talkinghead data prepare` folder instead (the clips its manifest keeps
+in --split: the training speakers or the held-out ones), with their sound track as recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import resource
 import time
@@ -47,6 +52,32 @@ def real_clip(path: Path) -> dict:
     vectors = np.concatenate([driving.head, driving.gaze, driving.expression], axis=1)
     return {"name": path.stem, "vectors": vectors, "rest": rest, "fps": float(track.fps),
             "audio": load_audio(path, SAMPLE_RATE)}
+
+
+def shard_clips(folder: Path, split: str, speech_only: bool = False) -> list[dict]:
+    """The kept clips of one split of a prepared dataset, as real_clip gives them (at the model's 25 fps;
+    motion centred on the clip's median, which changes no figure here; the audio not shifted by the
+    clip's measured delay, as a video file's)."""
+    from talkinghead.training.motion_data import TRUE, load_clip
+
+    with open(folder / "manifest.tsv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["kept"] == TRUE and r["split"] == split
+                and (r["speech_kept"] == TRUE or not speech_only)]
+    clips = []
+    for row in rows:
+        clip = load_clip(folder / row["shard"], row, FPS)
+        if len(clip.motion) < 2:  # no sound track: the loader keeps no frame (nothing to condition on)
+            continue
+        with np.load(folder / row["shard"]) as z:
+            audio = z["audio"].astype(np.float32) / 32768.0
+        clips.append({"name": row["id"], "vectors": clip.motion, "rest": clip.rest, "fps": float(FPS),
+                      "audio": audio, "speech": row["speech_kept"] == TRUE})
+    return clips
+
+
+def roughness(rotations: np.ndarray) -> float:
+    """Mean absolute second difference of yaw, pitch and roll (degrees a frame squared): jitter."""
+    return float(np.abs(np.diff(rotations, 2, axis=0)).mean()) if len(rotations) > 2 else float("nan")
 
 
 def generate(config, audio: np.ndarray, rest: np.ndarray, fps: int) -> tuple[np.ndarray, float]:
@@ -95,7 +126,12 @@ def evaluate_variant(variant, clips: list[dict], seeds: int) -> dict:
                 audio_seconds += len(clip["audio"]) / SAMPLE_RATE
         gen = runs[0][:len(real)]
         loud = extract_features(clip["audio"], fps).loudness_db
+        spreads = [rotation_spread(r[:len(real), :3]) for r in runs]
         rows.append({"clip": clip["name"], "head_spread_ratio": rotation_spread(gen[:, :3]) / rotation_spread(real[:, :3]),
+                     "head_spread_deg": float(np.mean(spreads)), "real_head_spread_deg": rotation_spread(real[:, :3]),
+                     "head_spread_ratio_all_seeds": float(np.mean(spreads)) / rotation_spread(real[:, :3]),
+                     "roughness": float(np.mean([roughness(r[:len(real), :3]) for r in runs])),
+                     "real_roughness": roughness(real[:, :3]),
                      "blinks_per_minute": blinks_per_minute(gen, fps), "real_blinks_per_minute": blinks_per_minute(real, fps),
                      "alignment": audio_motion_alignment(gen[:, :3], loud, fps),
                      "real_alignment": audio_motion_alignment(real[:, :3], loud, fps)})
@@ -106,6 +142,9 @@ def evaluate_variant(variant, clips: list[dict], seeds: int) -> dict:
                              if yaws[i].std() > 0 and yaws[j].std() > 0]
     mean = lambda key: float(np.nanmean([r[key] for r in rows]))  # noqa: E731
     return {"variant": variant.name, "clips": rows, "head_spread_ratio": mean("head_spread_ratio"),
+            "head_spread_ratio_all_seeds": mean("head_spread_ratio_all_seeds"), "head_spread_deg": mean("head_spread_deg"),
+            "real_head_spread_deg": mean("real_head_spread_deg"), "roughness": mean("roughness"),
+            "real_roughness": mean("real_roughness"),
             "blinks_per_minute": mean("blinks_per_minute"), "real_blinks_per_minute": mean("real_blinks_per_minute"),
             "alignment": mean("alignment"), "real_alignment": mean("real_alignment"),
             "motion_fd": frechet_distance(np.concatenate(windows), np.concatenate(real_windows)),
@@ -173,7 +212,10 @@ def plot_clip(variants, clip: dict, path: Path, seeds: int = 3) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="folder of real talking clips (.mp4)")
+    parser.add_argument("--data", type=Path, help="folder of real talking clips (.mp4)")
+    parser.add_argument("--shards", type=Path, help="instead: a prepared dataset (`talkinghead data prepare` output)")
+    parser.add_argument("--split", default="validation", help="with --shards: the split whose clips to use")
+    parser.add_argument("--speech-only", action="store_true", help="with --shards: only the clips kept for speech")
     parser.add_argument("--variant", action="append", default=[], help="NAME[:field=value,...] as in talkinghead eval")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per clip (diversity: cross-seed yaw correlation)")
     parser.add_argument("--long", type=float, help="instead: one run of this many seconds (drift and memory)")
@@ -181,7 +223,10 @@ def main() -> None:
     parser.add_argument("--plot", nargs=2, metavar=("CLIP", "PNG"), help="instead: plot yaw and pitch of one clip")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variant or ["rules"]]
-    clips = [real_clip(p) for p in sorted(args.data.glob("*.mp4"))]
+    if (args.data is None) == (args.shards is None):
+        parser.error("give one of --data and --shards")
+    clips = (shard_clips(args.shards, args.split, args.speech_only) if args.shards
+             else [real_clip(p) for p in sorted(args.data.glob("*.mp4"))])
     if args.plot:
         plot_clip(variants, next(c for c in clips if c["name"] == args.plot[0]), Path(args.plot[1]))
         return

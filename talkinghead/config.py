@@ -223,6 +223,9 @@ class MotionConfig(Validated):
         "speakers, it made motion jittery for faces unlike theirs; off uses the branch trained without it)")
     audio_guidance: float = option(1.0, "classifier-free guidance on the audio: 1 samples the conditioned model, "
                                    "above 1 follows the voice more (two network calls a step)", range=(0.0, 5.0))
+    control_guidance: float = option(1.0, "classifier-free guidance on the head controls (--head-amplitude, "
+                                     "--head-speed): 1 samples the conditioned model, above 1 follows them more (one "
+                                     "more network call a step)", range=(0.0, 5.0))
 
 
 @dataclass(frozen=True)

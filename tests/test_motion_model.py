@@ -120,6 +120,36 @@ def test_guidance_scale_one_is_the_conditioned_model_and_two_extrapolates():
     assert calls == [1, 2]  # scale 1: one call; otherwise one batched call of both branches
 
 
+def test_guidance_on_two_conditions_adds_each_branch_and_skips_scale_one():
+    calls = []
+
+    def denoiser(x, sigma, shift):
+        calls.append(len(x))
+        return x + shift[:, None, None]
+
+    cond, no_a, no_b = {"shift": np.array([1.0])}, {"shift": np.array([0.0])}, {"shift": np.array([0.5])}
+    x, sigma = np.zeros((1, 2, 3)), np.array([1.0])
+    np.testing.assert_allclose(guided(denoiser, cond, no_a, 1.0, [(no_b, 1.0)])(x, sigma), 1.0)
+    np.testing.assert_allclose(guided(denoiser, cond, no_a, 1.0, [(no_b, 3.0)])(x, sigma), 2.0)  # 0.5 + 3 * 0.5
+    np.testing.assert_allclose(guided(denoiser, cond, no_a, 2.0, [(no_b, 3.0)])(x, sigma), 3.0)  # 1 + 1 * 1 + 2 * 0.5
+    assert calls == [1, 2, 3]
+
+
+def test_control_guidance_one_is_unguided_sampling_and_above_one_differs():
+    features = extract_features(speech(2.5), FPS)
+
+    def sampled(**sampling) -> Motion:
+        return run(DiffusionMotion(random_model(), RuleBasedAudioMotion(), MotionConfig(head_amplitude=1.5),
+                                   Sampling(steps=3, **sampling)), features)
+
+    plain = sampled()
+    assert_motion_equal(sampled(control_guidance=1.0), plain)
+    assert_motion_equal(sampled(audio_guidance=2.0, control_guidance=1.0), sampled(audio_guidance=2.0))
+    guided_head = sampled(control_guidance=2.0).head
+    assert np.isfinite(guided_head).all()
+    assert np.abs(guided_head - plain.head).max() > 1e-3
+
+
 def test_edm_denoiser_keeps_x_at_small_sigma():
     zero = Denoiser(lambda x, c_noise, **_: np.zeros_like(x), sigma_data=1.0)
     x = np.ones((1, 3, 2), np.float32)

@@ -39,7 +39,8 @@ def audio_motion_source(config: MotionConfig, portrait_lips_closed: bool = False
 
     bundled = CAUSAL_MODEL_PATH if config.generator == "diffusion-live" else MODEL_PATH
     model = load_cached(str(Path(config.motion_model) if config.motion_model else bundled))
-    return DiffusionMotion(model, mouth, config, Sampling(config.diffusion_steps, config.sampler, config.audio_guidance))
+    return DiffusionMotion(model, mouth, config, Sampling(config.diffusion_steps, config.sampler, config.audio_guidance,
+                                                        config.control_guidance))
 
 
 def mouth_source(config: MotionConfig, portrait_lips_closed: bool = False) -> MotionSource:

@@ -9,7 +9,7 @@ c_in = 1 / sqrt(sigma^2 + sd^2), c_noise = log(sigma) / 4 and, by what the netwo
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -55,19 +55,30 @@ class Denoiser:
         return c_skip[:, None, None] * x + c_out[:, None, None] * f
 
 
-def guided(denoiser: Callable[..., np.ndarray], conditioned: dict, unconditioned: dict,
-           scale: float) -> Callable[..., np.ndarray]:
+def guided(denoiser: Callable[..., np.ndarray], conditioned: dict, unconditioned: dict, scale: float,
+           more: Sequence[tuple[dict, float]] = ()) -> Callable[..., np.ndarray]:
     """Classifier-free guidance (Ho & Salimans 2022): D_u + scale (D_c - D_u), both in one batch.
 
     `conditioned` and `unconditioned` are the condition keyword arguments of each branch; scale 1 is
-    the conditioned model alone (one network call)."""
-    if scale == 1.0:
+    the conditioned model alone (one network call). `more` adds (branch, scale) pairs, each leaving out
+    another condition, guided separately as in InstructPix2Pix (Brooks et al. 2023):
+    D_c + sum_i (scale_i - 1) (D_c - D_i), all branches in one batch; a branch at scale 1 is not run, and
+    with a single branch left this is the expression above, to the bit."""
+    branches = [(b, s) for b, s in [(unconditioned, scale), *more] if s != 1.0]
+    if not branches:
         return lambda x, sigma: denoiser(x, sigma, **conditioned)
+    n = len(branches) + 1
 
     def model(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        both = {k: np.concatenate([conditioned[k], unconditioned[k]]) for k in conditioned}
-        d = denoiser(np.concatenate([x, x]), np.concatenate([sigma, sigma]), **both)
-        d_cond, d_uncond = d[:len(x)], d[len(x):]
-        return d_uncond + scale * (d_cond - d_uncond)
+        both = {k: np.concatenate([conditioned[k]] + [b[k] for b, _ in branches]) for k in conditioned}
+        d = denoiser(np.concatenate([x] * n), np.concatenate([sigma] * n), **both)
+        d_cond = d[:len(x)]
+        if n == 2:
+            d_uncond = d[len(x):]
+            return d_uncond + branches[0][1] * (d_cond - d_uncond)
+        out = d_cond.copy()
+        for i, (_, s) in enumerate(branches, 1):
+            out += (s - 1) * (d_cond - d[i * len(x):(i + 1) * len(x)])
+        return out
 
     return model

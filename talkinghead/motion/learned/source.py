@@ -35,11 +35,12 @@ DEFAULT_FPS = 25.0  # the frame rate latency_s assumes before start()
 
 @dataclass(frozen=True)
 class Sampling:
-    """How windows are sampled: steps, sampler name, audio guidance scale."""
+    """How windows are sampled: steps, sampler name, guidance scales on the audio and on the head controls."""
 
     steps: int = 10
     sampler: str = "dpmpp_2m"
     audio_guidance: float = 1.0
+    control_guidance: float = 1.0
 
 
 def silent_rows(count: int) -> np.ndarray:
@@ -73,12 +74,14 @@ class WindowGenerator:
         audio = ((audio - s["audio_mean"]) / s["audio_std"]).astype(np.float32)
         rest = standardised_rest(rest, s) if self.rest_conditioning else np.zeros(c.rest_dims, np.float32)
 
-        def branch(has_audio: bool) -> dict:
-            flags = [np.array([v], np.float32) for v in (has_audio, True, has_previous)]
+        def branch(has_audio: bool = True, has_controls: bool = True) -> dict:
+            flags = [np.array([v], np.float32) for v in (has_audio, has_controls, has_previous)]
+            controls = self.controls if has_controls else np.zeros_like(self.controls)
             return {"previous": previous[None], "audio": (audio if has_audio else np.zeros_like(audio))[None],
-                    "conditioning": conditioning_input(rest[None], self.controls[None], *flags)}
+                    "conditioning": conditioning_input(rest[None], controls[None], *flags)}
 
-        model = guided(self.denoiser, branch(True), branch(False), self.sampling.audio_guidance)
+        model = guided(self.denoiser, branch(), branch(has_audio=False), self.sampling.audio_guidance,
+                       [(branch(has_controls=False), self.sampling.control_guidance)])
         noise = np.random.default_rng([self.seed, WINDOW_SEED, index]).standard_normal((1, c.window, c.motion_dims))
         x = (noise * self.sigmas[0]).astype(np.float32)
         return self.sample(model, x, self.sigmas)[0]
