@@ -301,3 +301,26 @@ def test_short_windows_with_a_long_context_stream_too():
     whole = run(diffusion(model), features)
     assert len(whole) == len(features)
     assert_motion_equal(run(diffusion(model), features, chunks=[1, 1, 5, 3]), whole)
+
+
+def _shard(path, seconds: float, audio_seconds: float) -> None:
+    """A prepared shard (talkinghead data prepare's layout) of a steadily turning head."""
+    frames = int(seconds * 25)
+    times = np.arange(frames) / 25.0
+    head = np.zeros((frames, 6), np.float32)
+    head[:, 0] = 5 * np.sin(times)
+    head[:, 5] = 1.0
+    np.savez(path, times=times, found=np.ones(frames, bool), head=head, gaze=np.zeros((frames, 2), np.float32),
+             expression=np.zeros((frames, 52), np.float32), blendshapes=np.full((frames, 52), 0.1, np.float32),
+             audio=(np.zeros(int(audio_seconds * 16000)) + 100).astype(np.int16))
+
+
+@pytest.mark.parametrize("audio_seconds", [0.0, 1.0, 4.0])
+def test_a_motion_only_clip_keeps_all_its_motion_whatever_its_sound(tmp_path, audio_seconds):
+    from talkinghead.training.motion_data import load_clip
+
+    _shard(tmp_path / "clip.npz", 4.0, audio_seconds)  # no sound track, a short one, a whole one
+    clip = load_clip(tmp_path / "clip.npz", {"id": "c", "split": "train", "speech_kept": "False"}, 25.0)
+    assert not clip.has_audio
+    assert len(clip.motion) == len(clip.audio) >= 4.0 * 25 - 2
+    assert not clip.audio.any()

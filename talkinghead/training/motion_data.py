@@ -64,13 +64,14 @@ def load_clip(shard: Path, row: dict, fps: float) -> Clip:
     centred[EXPRESSION.start + BLINK_IDS] = False  # closure 0 is the open eye already
     vectors[:, centred] -= np.median(vectors[:, centred], axis=0)
     has_audio = row.get("speech_kept") == TRUE
-    offset = float(row.get("av_offset_s") or 0.0) if has_audio else 0.0
-    shift = int(round(offset * SAMPLE_RATE))  # features at frame time + the clip's audio delay
-    audio = audio[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.float32), audio])
-    features = audio_vectors(extract_features(audio, fps))
-    n = min(len(vectors), len(features))
-    if not has_audio:
-        features = np.zeros_like(features)
+    if has_audio:
+        shift = int(round(float(row.get("av_offset_s") or 0.0) * SAMPLE_RATE))  # features at frame time + the audio delay
+        audio = audio[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.float32), audio])
+        features = audio_vectors(extract_features(audio, fps))
+        n = min(len(vectors), len(features))
+    else:  # the unconditional branch: the motion counts whole, whatever sound (or none) the clip has
+        features = np.zeros((len(vectors), AUDIO_DIMS), np.float32)
+        n = len(vectors)
     rest = np.median(scores[found], axis=0).astype(np.float32)
     return Clip(row["id"], row["split"], vectors[:n].astype(np.float32), features[:n], rest, has_audio)
 
