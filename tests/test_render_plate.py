@@ -148,3 +148,18 @@ def test_the_plate_changes_nothing_at_rest_and_keeps_the_background_still(instal
     plate_change = np.abs(moved[0].astype(int) - image.astype(int))[still].mean()
     stretch_change = np.abs(moved[1].astype(int) - image.astype(int))[still].mean()
     assert plate_change < 0.5 < stretch_change
+
+
+def test_a_damaged_segmenter_file_is_one_warning_and_no_plate(demo_image_path, monkeypatch, caplog, tmp_path):
+    damaged = tmp_path / "selfie_segmentation.tflite"
+    damaged.write_bytes(b"not a tflite model")
+    monkeypatch.setenv(segmentation.SEGMENTER_ENV, str(damaged))
+    monkeypatch.setenv("TALKINGHEAD_CACHE", str(tmp_path / "cache"))  # no mask cached from another test
+    monkeypatch.setattr(segmentation, "_warned_missing", False)
+    segmentation._network.cache_clear()
+    portrait = prepare_portrait(load_image(demo_image_path), 512)
+    with caplog.at_level(logging.WARNING):
+        renderer = Renderer(portrait.image, portrait.face)
+    assert renderer.rig.plate is None
+    assert any("could not run" in r.message for r in caplog.records)
+    segmentation._network.cache_clear()

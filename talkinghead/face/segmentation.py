@@ -55,16 +55,20 @@ def installed_path() -> Path:
 
 def model_path() -> Path | None:
     """The segmenter model file, or None (with one log line a process) when it is not installed."""
-    global _warned_missing
     chosen = os.environ.get(SEGMENTER_ENV)
     path = Path(chosen).expanduser() if chosen else installed_path()
     if path.is_file():
         return path
+    _warn_once("the person segmenter is not installed, so the background near a moving head stretches "
+               "with it: run `python -m talkinghead.face.segmentation --install` once to add it")
+    return None
+
+
+def _warn_once(message: str) -> None:
+    global _warned_missing
     if not _warned_missing:
         _warned_missing = True
-        log.warning("the person segmenter is not installed, so the background near a moving head stretches "
-                    "with it: run `python -m talkinghead.face.segmentation --install` once to add it")
-    return None
+        log.warning("%s", message)
 
 
 def person_mask(image: np.ndarray) -> np.ndarray | None:
@@ -84,7 +88,13 @@ def person_mask(image: np.ndarray) -> np.ndarray | None:
                 return _to_image(small, image.shape)
         except (OSError, ValueError):
             pass
-    small = _run_model(path, image)
+    try:
+        small = _run_model(path, image)
+    except Exception as exc:  # cv2.error from a damaged or foreign file: render without the plate
+        _warn_once(f"the person segmenter {path} could not run ({str(exc).strip().splitlines()[-1][:120]}), so "
+                   "the background near a moving head stretches with it: reinstall it with "
+                   "`python -m talkinghead.face.segmentation --install`")
+        return None
     if entry is not None:
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
