@@ -12,7 +12,7 @@ EXAMPLES = """examples:
   talkinghead data prepare ../shared/data/train --out build/train --speakers scripts/train_speakers.tsv
   talkinghead train motion --data build/train --config cpu --out build/motion_model.npz
   talkinghead train motion --data build/train --config cpu_causal --out build/motion_model_causal.npz
-  talkinghead generate --image face.jpg --audio speech.wav --motion diffusion --motion-model build/motion_model.npz
+  talkinghead generate --image face.jpg --audio speech.wav --generator diffusion --motion-model build/motion_model.npz
 """
 
 
