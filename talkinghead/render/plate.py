@@ -13,9 +13,9 @@ Per frame the head layer's coarse map (on its grid) carries the matte with the p
 upsampled like the map itself; the frame is matte x (warped portrait) + (1 - matte) x plate.
 Outside the core the plate *is* the portrait, and the matte is exactly 1 on the core even after the
 coarse sampling (the margin covers the interpolation), so where the head is at rest the frame equals
-the portrait exactly, soft edge included; the plate only shows where the person moved away from. The fill is a push-pull pyramid
-(weighted averages at halving sizes, blended back up): smooth, no streaks, a blur of the nearby
-background rather than invented detail.
+the portrait exactly, soft edge included; the plate only shows where the person moved away from.
+The fill is a push-pull pyramid (weighted averages at halving sizes, blended back up) made at a
+quarter of the size: smooth, no streaks, a blur of the nearby background rather than invented detail.
 """
 
 from __future__ import annotations
