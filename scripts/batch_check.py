@@ -98,6 +98,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--only", choices=("one", "ray", "kill"), action="append", help="run only these parts")
     args = parser.parse_args()
+    args.work, args.data = args.work.resolve(), args.data.resolve()  # the batch runs in another folder
     manifest = make_manifest(args.data, args.work)
     report, parts = {"items": 20, "size": args.size, "cpus": os.cpu_count()}, args.only or ["one", "ray", "kill"]
     for part, workers in (("one", 1), ("ray", 2)):
