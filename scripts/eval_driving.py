@@ -5,7 +5,9 @@ Per clip: correlation of the output's mouth aperture (inner-lip gap / inter-ocul
 driver's at the same times, and blink counts of driver and output, counted the same way: peaks of
 MediaPipe's mean eyeBlink score rising well above the clip's own level (`count_blinks`). (The lid
 gap of the landmarks is not used for counting: on the renderer's inpainted closed lids the landmarker
-keeps placing an open eye, while its eyeBlink score still rises.) Writes build/driving/self_driving.json and a contact sheet per clip (driver above, output below).
+keeps placing an open eye, while its eyeBlink score still rises.) Also the head-rotation spread of
+driver and output (each relative to its own first frame, as `talkinghead eval` computes it) and their
+ratio. Writes build/driving/self_driving.json and a contact sheet per clip (driver above, output below).
 
     python scripts/eval_driving.py [--clips retalking_face4.mp4 ...] [--out build/driving]
 """
@@ -29,6 +31,7 @@ from talkinghead.face.landmarker import FaceLandmarker  # noqa: E402
 from talkinghead.io import read_video_frames  # noqa: E402
 from talkinghead.pipeline import prepare_portrait  # noqa: E402
 from talkinghead.face.tracking import track_video  # noqa: E402
+from talkinghead.evaluation.metrics import head_rotations, rotation_spread  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 FPS = 25
@@ -79,9 +82,19 @@ def evaluate_clip(clip: Path, out_dir: Path) -> dict:
     row = {"clip": clip.name, "size": size, "frames": result.frames, "found": float(ok.mean()),
            "aperture_corr": float(np.corrcoef(out_ap[ok], drv_ap[ok])[0, 1]),
            "aperture_slope": float(np.polyfit(drv_ap[ok], out_ap[ok], 1)[0]),
-           "blinks_driver": measure.count_blinks(drv_blink), "blinks_output": measure.count_blinks(out_blink)}
+           "blinks_driver": measure.count_blinks(drv_blink), "blinks_output": measure.count_blinks(out_blink),
+           "head_spread_driver": _spread(track.landmarks), "head_spread_output": _spread(landmarks)}
+    row["head_spread_ratio"] = row["head_spread_output"] / max(row["head_spread_driver"], 1e-9)
     _sheet(clip, frames, out_dir / f"self_{clip.stem}.jpg")
     return row
+
+
+def _spread(landmarks: np.ndarray) -> float:
+    """Head-rotation spread (degrees, as `talkinghead eval` computes it) relative to the first tracked frame."""
+    found = np.isfinite(landmarks).all((1, 2))
+    if not found.any():
+        return 0.0
+    return rotation_spread(head_rotations(landmarks, landmarks[int(np.argmax(found))]))
 
 
 def _sheet(clip: Path, frames: list[np.ndarray], path: Path, columns: int = 6) -> None:
@@ -107,13 +120,15 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     clips = [REAL / c for c in args.clips] if args.clips else sorted(REAL.glob("*.mp4"))
     rows = []
-    print("| clip | size | frames | aperture corr | slope | blinks driver | blinks output |")
-    print("|---|---|---|---|---|---|---|")
+    print("| clip | size | frames | aperture corr | slope | blinks driver | blinks output | head spread driver / output (deg) | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for clip in clips:
         row = evaluate_clip(clip, args.out)
         rows.append(row)
         print(f"| {row['clip']} | {row['size']} | {row['frames']} | {row['aperture_corr']:.3f} | "
-              f"{row['aperture_slope']:.2f} | {row['blinks_driver']} | {row['blinks_output']} |", flush=True)
+              f"{row['aperture_slope']:.2f} | {row['blinks_driver']} | {row['blinks_output']} | "
+              f"{row['head_spread_driver']:.2f} / {row['head_spread_output']:.2f} | {row['head_spread_ratio']:.2f} |",
+              flush=True)
     (args.out / "self_driving.json").write_text(json.dumps(rows, indent=1))
 
 
