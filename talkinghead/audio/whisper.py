@@ -183,7 +183,7 @@ def float32_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.ndar
     the layers use them. Values are exactly those of the conversion. Without a usable cache the
     variables are converted in memory.
     """
-    from ..disk_cache import cache_folder
+    from ..disk_cache import cache_folder, write_atomically
 
     layout = ct2_layout(path, prefix)
     floats = [v for v in layout if np.issubdtype(v.dtype, np.floating)]
@@ -207,7 +207,7 @@ def float32_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.ndar
         for var, start in zip(floats, starts):
             flat[start:start + stored[var.name].size] = stored[var.name].ravel()
         if entry is not None:
-            _store_flat(entry, flat)
+            write_atomically(entry, lambda f: np.save(f, flat))  # if it fails, the next process converts again
     out: dict[str, np.ndarray] = {}
     for var, start in zip(floats, starts):
         out[var.name] = flat[start:start + int(np.prod(var.dims, dtype=np.int64))].reshape(var.dims)
@@ -221,19 +221,6 @@ def _load_flat(entry: Path, size: int) -> np.ndarray | None:
     except (OSError, ValueError):
         return None
     return flat if flat.dtype == np.float32 and flat.shape == (size,) else None
-
-
-def _store_flat(entry: Path, flat: np.ndarray) -> None:
-    import os
-    import tempfile
-
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp.npy", delete=False) as tmp:
-            np.save(tmp, flat)
-        os.replace(tmp.name, entry)
-    except OSError:
-        pass  # no cache: the next process converts again
 
 
 # --- the encoder ---------------------------------------------------------------------------------

@@ -11,15 +11,12 @@ written is ignored: the face is then found as usual.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..disk_cache import CACHE_ENV, CACHE_OFF, cache_folder  # noqa: F401 (CACHE_ENV: re-exported)
+from ..disk_cache import CACHE_ENV, cache_folder, image_key, write_atomically  # noqa: F401 (CACHE_ENV: re-exported)
 from .landmarker import LANDMARKER_SHA256, FaceObservation, choose_portrait_face
 
 log = logging.getLogger(__name__)
@@ -34,9 +31,7 @@ def cache_dir() -> Path | None:
 
 def cache_key(image: np.ndarray) -> str:
     """sha256 of the format version, the landmark model and the image (shape and pixels)."""
-    digest = hashlib.sha256(f"{CACHE_FORMAT}:{LANDMARKER_SHA256}:{image.shape}:{image.dtype}".encode())
-    digest.update(np.ascontiguousarray(image).data)
-    return digest.hexdigest()
+    return image_key(image, CACHE_FORMAT, LANDMARKER_SHA256)
 
 
 def portrait_face(image: np.ndarray, name: str = "portrait", downscale: float = 1.0) -> FaceObservation:
@@ -70,11 +65,5 @@ def _load(path: Path) -> tuple[FaceObservation, int] | None:
 
 
 def _store(path: Path, face: FaceObservation, count: int) -> None:
-    """Write atomically (a temporary file renamed into place); problems only skip the cache."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp.npz", delete=False) as tmp:
-            np.savez(tmp, landmarks=face.landmarks, blendshapes=face.blendshapes, faces=count)
-        os.replace(tmp.name, path)
-    except OSError as exc:
-        log.debug("face cache not written to %s (%s)", path, exc)
+    """Write atomically; problems only skip the cache."""
+    write_atomically(path, lambda f: np.savez(f, landmarks=face.landmarks, blendshapes=face.blendshapes, faces=count))

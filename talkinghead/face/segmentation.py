@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..disk_cache import cache_folder
+from ..disk_cache import cache_folder, image_key, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,7 @@ def person_mask(image: np.ndarray) -> np.ndarray | None:
     folder = cache_folder("person_masks")
     entry = None
     if folder is not None:
-        digest = hashlib.sha256(f"{MASK_CACHE_FORMAT}:{SEGMENTER_SHA256}:{image.shape}:{image.dtype}".encode())
-        digest.update(np.ascontiguousarray(image).data)
-        entry = folder / f"{digest.hexdigest()}.npy"
+        entry = folder / f"{image_key(image, MASK_CACHE_FORMAT, SEGMENTER_SHA256)}.npy"
         try:
             small = np.load(entry)
             if small.shape == (MODEL_SIDE, MODEL_SIDE) and small.dtype == np.uint8:
@@ -96,13 +94,7 @@ def person_mask(image: np.ndarray) -> np.ndarray | None:
                    "`python -m talkinghead.face.segmentation --install`")
         return None
     if entry is not None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp.npy", delete=False) as tmp:
-                np.save(tmp, small)
-            os.replace(tmp.name, entry)
-        except OSError as exc:
-            log.debug("person mask not cached in %s (%s)", entry, exc)
+        write_atomically(entry, lambda f: np.save(f, small))
     return _to_image(small, image.shape)
 
 
