@@ -62,7 +62,7 @@ def at_times(values: np.ndarray, src_fps: float, times: np.ndarray) -> np.ndarra
     return np.interp(pos, np.arange(len(values)), values)
 
 
-def evaluate_clip(clip: Path, out_dir: Path) -> dict:
+def evaluate_clip(clip: Path, out_dir: Path, face_depth: float = RenderConfig.face_depth) -> dict:
     track = track_video(clip, cache_dir=Path("build/tracks"))
     first = next(iter(read_video_frames(clip)))
     size = 512
@@ -71,7 +71,7 @@ def evaluate_clip(clip: Path, out_dir: Path) -> dict:
         size = min(max(first.shape[:2]), int(np.ceil(size * MIN_FACE_PX / width / 64) * 64))
     portrait = prepare_portrait(first, size)
     out = out_dir / f"self_{clip.stem}.mp4"
-    result = generate(first, None, out, GenerateConfig(fps=FPS, render=RenderConfig(size=size)), driving=clip)
+    result = generate(first, None, out, GenerateConfig(fps=FPS, render=RenderConfig(size=size, face_depth=face_depth)), driving=clip)
     frames = list(read_video_frames(out))
     landmarks, scores = retrack(frames, portrait.face.box, FPS)
     times = np.arange(len(frames)) / FPS
@@ -114,16 +114,19 @@ def _sheet(clip: Path, frames: list[np.ndarray], path: Path, columns: int = 6) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", nargs="*", help="clip names in the real-data folder (default: every .mp4)")
+    parser.add_argument("--clips", nargs="*", help="clip names in the data folder (default: every .mp4)")
+    parser.add_argument("--data", type=Path, default=REAL, help="folder of clips (default: %(default)s)")
+    parser.add_argument("--face-depth", type=float, default=RenderConfig.face_depth,
+                        help="render.face_depth for the outputs (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("build/driving"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    clips = [REAL / c for c in args.clips] if args.clips else sorted(REAL.glob("*.mp4"))
+    clips = [args.data / c for c in args.clips] if args.clips else sorted(args.data.glob("*.mp4"))
     rows = []
     print("| clip | size | frames | aperture corr | slope | blinks driver | blinks output | head spread driver / output (deg) | ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for clip in clips:
-        row = evaluate_clip(clip, args.out)
+        row = evaluate_clip(clip, args.out, args.face_depth)
         rows.append(row)
         print(f"| {row['clip']} | {row['size']} | {row['frames']} | {row['aperture_corr']:.3f} | "
               f"{row['aperture_slope']:.2f} | {row['blinks_driver']} | {row['blinks_output']} | "

@@ -74,14 +74,16 @@ def with_portrait_corners(landmarks: np.ndarray, reference: np.ndarray) -> np.nd
     return out
 
 
-def render_sweep(portrait, poses) -> tuple[list[np.ndarray], list[tuple[float, float]], list[dict]]:
+def render_sweep(portrait, poses, config=None) -> tuple[list[np.ndarray], list[tuple[float, float]], list[dict]]:
     """Frames (H, W, 3) uint8 of every pose, (fold share, min det) of each frame's full-resolution head
     map (occlusion edges count as folds there), and each frame's mesh fold check (render.folds)."""
     from talkinghead.render.folds import fold_share, mesh_fold_check
     from talkinghead.render.renderer import Renderer
     from talkinghead.render.sweep import sweep_motion
 
-    renderer = Renderer(portrait.image, portrait.face)
+    from talkinghead.config import RenderConfig
+
+    renderer = Renderer(portrait.image, portrait.face, config or RenderConfig())
     motion = sweep_motion(portrait.face.blendshapes, poses)
     frames, folds, checks = [], [], []
     for i in range(len(motion)):
@@ -92,7 +94,7 @@ def render_sweep(portrait, poses) -> tuple[list[np.ndarray], list[tuple[float, f
     return frames, folds, checks
 
 
-def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndarray]]:
+def measure_portrait(path: Path, size: int, encoder, config=None) -> tuple[dict, list[np.ndarray]]:
     """Render, re-track and score one portrait; returns its row and its frames."""
     from talkinghead.evaluation import identity
     from talkinghead.evaluation.metrics import head_rotations
@@ -104,7 +106,7 @@ def measure_portrait(path: Path, size: int, encoder) -> tuple[dict, list[np.ndar
 
     portrait = prepare_portrait(load_image(path), size, path.name)
     poses = sweep_poses()
-    frames, folds, checks = render_sweep(portrait, poses)
+    frames, folds, checks = render_sweep(portrait, poses, config)
     track = track_frames(frames, FPS, video=False)
     reference = portrait.face.landmarks
     rotations = head_rotations(track.landmarks, reference)  # (T, 3) yaw, pitch, roll
@@ -211,6 +213,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_PORTRAITS)}")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--no-identity", action="store_true", help="skip the dlib identity figure")
+    parser.add_argument("--face-depth", type=float, help="render.face_depth (default: the renderer's)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "pose_sweep")
     args = parser.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -228,11 +231,14 @@ def main() -> None:
         if len(paths) != len(set(wanted)):
             raise SystemExit(f"unknown portrait among {wanted}: use stems of the images in {REAL}")
     encoder = None if args.no_identity or not identity.available() else identity.IdentityEncoder()
+    from talkinghead.config import RenderConfig
+
+    config = RenderConfig(size=args.size) if args.face_depth is None else RenderConfig(size=args.size, face_depth=args.face_depth)
     args.out.mkdir(parents=True, exist_ok=True)
     rows, sheet = [], []
     for path in paths:
         try:
-            row, frames = measure_portrait(path, args.size, encoder)
+            row, frames = measure_portrait(path, args.size, encoder, config)
         except TalkingHeadError as exc:
             print(f"{path.name}: {exc}", file=sys.stderr)
             continue

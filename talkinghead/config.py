@@ -181,6 +181,10 @@ class RenderConfig(Validated):
         "plate", "behind a moving head: plate (the person is cut out once and the background behind filled in, "
         "so it stays still; needs the person segmenter, see the README) or stretch (the background near the "
         "head moves with it)")
+    face_depth: float = option(
+        1.5, "depth of the face the head turns, over the landmarker's own depth: a turn or nod moves the "
+        "nose and the outline this much more against each other (a picture that turns without new shading "
+        "or a revealed far side reads as turned less than asked; see docs/renderer.md)", range=(0.5, 2.0))
 
 
 @dataclass(frozen=True)

@@ -139,12 +139,13 @@ def test_the_plate_changes_nothing_at_rest_and_keeps_the_background_still(instal
     turned = rest.head[0].copy()
     turned[HEAD_FIELDS.index("yaw")] = 25.0
     moved = [r.render_frame(rest.expression[0], turned, rest.gaze[0]) for r in (plate, stretch)]
-    far_background = cv2.erode((plate.rig.plate.matte == 0).astype(np.uint8), np.ones((31, 31), np.uint8)) > 0
+    # well away from the person (the turned head itself reaches about 20 px past the rest matte here)
+    far_background = cv2.erode((plate.rig.plate.matte == 0).astype(np.uint8), np.ones((51, 51), np.uint8)) > 0
     x0, y0, x1, y1 = plate.rig.head_box
     box = np.zeros_like(far_background)
     box[y0:y1, x0:x1] = True
     still = far_background & box
-    assert still.sum() > 1000
+    assert still.sum() > 1000  # about 1,800 px
     plate_change = np.abs(moved[0].astype(int) - image.astype(int))[still].mean()
     stretch_change = np.abs(moved[1].astype(int) - image.astype(int))[still].mean()
     assert plate_change < 0.5 < stretch_change

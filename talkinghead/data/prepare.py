@@ -31,7 +31,8 @@ from .filters import av_offset, clip_stats
 from .inputs import VideoJob
 from .shards import write_record, write_shard
 
-FORMAT = 1  # version of the shard layout and of the record; part of the settings hash
+FORMAT = 2  # version of the shard layout and of the record; part of the settings hash (2: head angles
+# about the upright axes, face.pose.upright_frame)
 INT16_SCALE = 32767  # float audio in [-1, 1] <-> int16
 
 

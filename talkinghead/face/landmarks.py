@@ -28,6 +28,8 @@ EYE_LEFT_UPPER_LID = (466, 388, 387, 386, 385, 384, 398)
 EYE_LEFT_LOWER_LID = (249, 390, 373, 374, 380, 381, 382)
 EYE_RIGHT_OUTER_CORNER = 33
 EYE_LEFT_OUTER_CORNER = 263
+ORBITALE = (119, 348)  # right, left: below each eye, on the orbit's lower rim (the Frankfurt plane's front)
+EAR_LEVEL_OUTLINE = (234, 454)  # right, left: the face outline beside the ears (near the tragion, its back)
 EYE_RIGHT_INNER_CORNER = 133
 EYE_LEFT_INNER_CORNER = 362
 # the ring just above each upper lid (top of the lashes and liner), paired with the lid points above

@@ -55,6 +55,34 @@ def rotation_to_euler(rotation: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(roll)
 
 
+def upright_frame(canonical: np.ndarray) -> np.ndarray:
+    """(3, 3) rows: the upright head's axes in the canonical face's coordinates (x along the eye line, z
+    level with the Frankfurt plane, from the orbit's lower rim back towards the ears, y down).
+
+    The canonical face (the expression basis's mean shape) is not upright: its eye line has about 6
+    degrees of roll and its Frankfurt plane about 13 degrees of pitch, which is also the median pose of
+    the training videos' heads against it. Head angles are taken about these axes, so a yaw turns the
+    head about an upright neck instead of an axis leaning back."""
+    c = np.asarray(canonical, np.float64)
+    x = c[L.EYE_LEFT_OUTER_CORNER] - c[L.EYE_RIGHT_OUTER_CORNER]
+    x /= np.linalg.norm(x)
+    back = c[list(L.EAR_LEVEL_OUTLINE)].mean(0) - c[list(L.ORBITALE)].mean(0)
+    z = back - x * (back @ x)
+    z /= np.linalg.norm(z)
+    return np.stack([x, np.cross(z, x), z])
+
+
+def head_rotation(yaw: float, pitch: float, roll: float, frame: np.ndarray) -> np.ndarray:
+    """Rotation in canonical coordinates of a head turned by these angles (degrees) about the upright
+    axes `frame` (upright_frame)."""
+    return frame.T @ euler_to_rotation(yaw, pitch, roll) @ frame
+
+
+def head_euler(rotation: np.ndarray, frame: np.ndarray) -> tuple[float, float, float]:
+    """Inverse of head_rotation: (yaw, pitch, roll) degrees of a rotation given in canonical coordinates."""
+    return rotation_to_euler(frame @ rotation @ frame.T)
+
+
 def euler_to_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Inverse of rotation_to_euler (degrees)."""
     y, p, r = np.radians([yaw, pitch, roll])

@@ -35,7 +35,7 @@ from ..face import landmarks as L
 from ..audio.features import AudioFeatures
 from ..errors import TalkingHeadError
 from ..face.expression import ExpressionBasis, load_basis
-from ..face.pose import HEAD_PIVOT, fit_similarity, rotation_to_euler  # the renderer's rotation centre too
+from ..face.pose import HEAD_PIVOT, fit_similarity, head_euler, upright_frame  # the renderer's rotation centre too
 from ..face.tracking import VideoTrack
 from .types import N_HEAD, Motion, interpolate_rows
 
@@ -111,7 +111,7 @@ def retarget(track: VideoTrack, reference: str = "first", basis: ExpressionBasis
     if not found[ref]:
         ref = int(np.flatnonzero(found)[0])
 
-    head = _relative_head(poses, ref)
+    head = _relative_head(poses, ref, upright_frame(basis.mean_shape))
     closure = _lid_closure(canonical, ref)  # (F, 2) right eye, left eye
     gaze = _gaze(canonical, closure, ref)
     expression = scores - scores[ref]
@@ -150,8 +150,9 @@ def _most_neutral(scores: np.ndarray, canonical: np.ndarray, found: np.ndarray) 
     return int(np.argmin(activity))
 
 
-def _relative_head(poses, ref: int) -> np.ndarray:
-    """(F, 6) yaw, pitch, roll (degrees), tx, ty (IOD), scale of every frame relative to frame `ref`.
+def _relative_head(poses, ref: int, frame: np.ndarray) -> np.ndarray:
+    """(F, 6) yaw, pitch, roll (degrees, about the upright axes `frame`: face.pose.head_euler), tx, ty
+    (IOD), scale of every frame relative to frame `ref`.
 
     With the reference pose (s0, R0, T0), frame f's pose (s, R, T) is the renderer's head motion
     rot = R0^T R, scale = s / s0, and t = R0^T (T - T0) / s0 - pivot + scale * rot pivot (the renderer
@@ -163,7 +164,7 @@ def _relative_head(poses, ref: int) -> np.ndarray:
         rot = r0.T @ pose.rotation
         scale = pose.scale / s0
         shift = r0.T @ (pose.translation - t0) / s0 - HEAD_PIVOT + scale * rot @ HEAD_PIVOT
-        out[f, :3] = rotation_to_euler(rot)
+        out[f, :3] = head_euler(rot, frame)
         out[f, 3:5] = shift[:2]
         out[f, 5] = scale
     return out

@@ -88,6 +88,9 @@ class TriangleMesh:
         self.source_area = signed_areas(self.sources, self.triangles)  # (T,)
         if (self.source_area <= 0).any():
             raise ValueError("TriangleMesh needs positively wound, non-degenerate source triangles")
+        edges = np.concatenate([self.triangles[:, [0, 1]], self.triangles[:, [1, 2]], self.triangles[:, [2, 0]]])
+        self.edges = np.unique(np.sort(np.concatenate([edges, edges[:, ::-1]]), axis=1), axis=0)  # (E, 2) each once
+        self.degree = np.bincount(self.edges.ravel(), minlength=len(self.sources)).astype(np.float64)
         none = np.zeros(len(self.triangles), bool)
         self.collapsible = none if collapsible is None else np.asarray(collapsible, bool)
         self.may_turn_away = none if may_turn_away is None else np.asarray(may_turn_away, bool)
@@ -107,7 +110,17 @@ class TriangleMesh:
             offending = np.unique(self.triangles[bad])
             offending = offending[movable[offending]]
             alpha[offending] *= CLAMP_STEP
+            alpha = np.where(movable, np.minimum(alpha, (alpha + self._neighbour_mean(alpha)) / 2), alpha)
         return out
+
+    def _neighbour_mean(self, values: np.ndarray) -> np.ndarray:
+        """(V,) mean of each vertex's neighbours' values. The clamp spreads each pull-back to the
+        neighbours this way, so that a row of outline vertices is pulled back together, not every
+        other one (a saw-tooth edge)."""
+        sums = np.zeros(len(values))
+        np.add.at(sums, self.edges[:, 0], values[self.edges[:, 1]])
+        np.add.at(sums, self.edges[:, 1], values[self.edges[:, 0]])
+        return sums / np.maximum(self.degree, 1.0)
 
     def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid, draw_unmoved: bool = False,
                      coverage: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -128,8 +141,12 @@ class TriangleMesh:
             moved = np.abs(np.asarray(targets, np.float64) - self.sources).max(1) > 1e-9
             keep &= moved[self.triangles].any(1) | self.may_turn_away  # face triangles may overlap: always drawn
         ids = np.nonzero(keep)[0]
-        # far first (ranked by mean depth), so that scanning them in this order writes the nearest last
-        ids = ids[np.argsort(-depth[self.triangles[ids]].mean(1), kind="stable")]
+        # the layers around the face (hair, ears, neck, background) first, then the face's own triangles,
+        # each far first (ranked by mean depth): scanned in this order the nearest is written last, and no
+        # stretched triangle of hair or background is laid over the face where a turned cheek reaches past
+        # the outline (ranking those by their corners' mean depth put some in front of the far cheek)
+        order = np.lexsort((-depth[self.triangles[ids]].mean(1), self.may_turn_away[ids]))
+        ids = ids[order]
         inverse = _barycentric_inverse(corners[ids], np.ones(len(ids), bool))  # (K, 3, 3)
         which, gx, gy = _scan(inverse, lo[ids], hi[ids])  # grouped by triangle, in that order
         # per triangle, [gx, gy, 1] @ inverse @ corners' sources = source position: one (3, 2) affine map

@@ -17,7 +17,7 @@ from ..config import RenderConfig
 from ..face.expression import ExpressionBasis
 from ..face.landmarker import FaceObservation
 from ..face.segmentation import person_mask
-from ..face.pose import HEAD_PIVOT, euler_to_rotation, fit_similarity
+from ..face.pose import HEAD_PIVOT, fit_similarity, head_rotation, upright_frame
 from ..motion.types import HEAD_FIELDS
 from .mouth import MouthFrame, MouthStyle
 from .eyes import EyeLayer
@@ -40,6 +40,7 @@ LID_FOLD_FOLLOWS_GAZE = 0.5  # share of the upper lid's gaze move the ring above
 BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
+OUTLINE_BAND_RINGS = 2  # face triangles this many edges from the outline never turn away (see _may_turn_away)
 MIN_LIP_THICKNESS = 0.8  # share of the portrait's lip thickness a lip keeps however the mouth moves
 
 def similarity_2d(source: np.ndarray, target: np.ndarray):
@@ -85,8 +86,10 @@ class PortraitRig:
         self.height, self.width = image.shape[:2]
         self.rest_expression = face.blendshapes.copy()
         self.pose = fit_similarity(face.landmarks, basis.mean_shape)
+        self.upright = upright_frame(basis.mean_shape)  # head angles turn about these axes
         self.canonical = self.pose.invert(face.landmarks.astype(np.float64))  # exact round trip
         self.iod_px = float(self.pose.scale)
+        self.depth_plane = float(self.canonical[list(L.FACE_OVAL), 2].mean())  # face_depth scales depth about it
 
         self.ring_canonical, self.ring_weight = self._head_ring()
         fixed = self._fixed_anchors()
@@ -99,7 +102,7 @@ class PortraitRig:
         self.movable = np.arange(len(self.source)) < len(self.source) - self.n_fixed
         triangles = delaunay(self.source)
         self.mesh = TriangleMesh(self.source, triangles, self._collapsible(triangles),
-                                 may_turn_away=(triangles < N_FACE_VERTICES).all(1))
+                                 may_turn_away=self._may_turn_away(triangles))
         stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
         # the mesh only moves pixels inside the fixed outer ring: the map lives on that box alone
         self.head_box = self._box_around(OUTER_RING_SCALE * face.width / 2, face.width / 2 * OUTER_RING_SCALE)
@@ -168,6 +171,21 @@ class PortraitRig:
         return np.concatenate([border, ring[inside]])
 
     @staticmethod
+    def _may_turn_away(triangles: np.ndarray) -> np.ndarray:
+        """(T,) bool: face triangles that may turn away from the camera (a turned nose covers the cheek
+        behind it), all but those within OUTLINE_BAND_RINGS edges of the face outline. Those keep facing
+        the camera (the clamp compresses them instead): where the far cheek folded over the outline, the
+        turned-away band showed the hair and background triangles behind it in a saw-tooth edge."""
+        face = (triangles < N_FACE_VERTICES).all(1)
+        band = np.zeros(N_FACE_VERTICES + 1, bool)
+        band[list(L.FACE_OVAL)] = True
+        for _ in range(OUTLINE_BAND_RINGS):
+            touching = band[np.minimum(triangles, N_FACE_VERTICES)].any(1) & face
+            band[np.unique(triangles[touching])] = True
+            band[N_FACE_VERTICES] = False
+        return face & ~band[np.minimum(triangles, N_FACE_VERTICES)].any(1)
+
+    @staticmethod
     def _collapsible(triangles: np.ndarray) -> np.ndarray:
         """(T,) bool: triangles inside an eye opening or the mouth opening (they may close to nothing)."""
         out = np.zeros(len(triangles), bool)
@@ -187,11 +205,16 @@ class PortraitRig:
         closures, shifts = self._blink_and_gaze(canon, expression, gaze)
 
         yaw, pitch, roll, tx, ty, scale = (float(head[HEAD_FIELDS.index(k)]) for k in HEAD_FIELDS)
-        rot = euler_to_rotation(yaw, pitch, roll)
+        rot = head_rotation(yaw, pitch, roll, self.upright)
         pivot = HEAD_PIVOT
+        depth_gain, depth_plane = self.config.face_depth, self.depth_plane
 
         def move(points):
-            return pivot + scale * (points - pivot) @ rot.T + np.array([tx, ty, 0.0])
+            # the rotation acts on the face with its depth scaled by face_depth about the outline's plane;
+            # what the portrait shows at rest (no rotation) is unchanged
+            deep = points.copy()
+            deep[:, 2] = depth_plane + depth_gain * (points[:, 2] - depth_plane)
+            return pivot + scale * (deep - pivot) @ rot.T + np.array([tx, ty, 0.0]) - deep + points
 
         face_3d = self.pose.apply(move(canon))  # (478, 3) pixels
         face_px = face_3d[:, :2]

@@ -39,6 +39,8 @@ class ModelConfig:
     conv_kernel: int = 5  # frames of the depthwise temporal convolution after the input embedding (0: none)
     sigma_min: float = 0.002
     sigma_max: float = 20.0
+    head_frame: str = "upright"  # the axes of its head angles: "upright" (face.pose.upright_frame, as Motion's)
+    # or "canonical" (the canonical face's own, which models trained before 3 Dec 2026 used; converted on output)
 
     @property
     def tokens(self) -> int:
@@ -83,7 +85,8 @@ class MotionModel:
                 weights = {k[2:]: z[k].astype(np.float32) for k in z.files if k.startswith("w/")}
                 stats = {k[2:]: z[k] for k in z.files if k.startswith("s/")}
             known = {f.name for f in fields(ModelConfig)}
-            stored = {"prediction": "edm", **meta["config"]}  # written before `prediction` existed: EDM's F
+            # written before `prediction` existed: EDM's F; before `head_frame`: the canonical face's axes
+            stored = {"prediction": "edm", "head_frame": "canonical", **meta["config"]}
             config = ModelConfig(**{k: v for k, v in stored.items() if k in known})
         except Exception:  # not an npz, truncated, or another kind of file: numpy and json raise many kinds
             raise TalkingHeadError(f"'{path}' is not a readable motion model: give an .npz written by "

@@ -12,11 +12,14 @@ are picked and motion interpolated for other video rates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from ...audio.features import WINDOW_FRAMES, AudioFeatures
 from ...config import MotionConfig
+from ...face.expression import load_basis
+from ...face.pose import euler_to_rotation, head_euler, upright_frame
 from ..base import MotionSource
 from ..mixer import REGION_INDEX
 from ..types import Motion, interpolate_rows
@@ -41,6 +44,19 @@ class Sampling:
     sampler: str = "dpmpp_2m"
     audio_guidance: float = 1.0
     control_guidance: float = 1.0
+
+
+@lru_cache(maxsize=1)
+def _upright() -> np.ndarray:
+    return upright_frame(load_basis().mean_shape)
+
+
+def canonical_to_upright_angles(angles: np.ndarray) -> np.ndarray:
+    """(F, 3) yaw, pitch, roll about the canonical face's axes -> the same rotations about the upright
+    axes that Motion uses (face.pose.upright_frame), for models trained on the former."""
+    frame = _upright()
+    return np.array([head_euler(euler_to_rotation(*row), frame) for row in np.asarray(angles, np.float64)],
+                    np.float32).reshape(-1, 3)
 
 
 def silent_rows(count: int) -> np.ndarray:
@@ -208,6 +224,8 @@ class DiffusionMotion:
         if not self.config.gaze_saccades:
             vectors[:, GAZE] = 0.0
         motion = vectors_to_motion(vectors, self.rest)
+        if self.model.config.head_frame == "canonical":
+            motion.head[:, :3] = canonical_to_upright_angles(motion.head[:, :3])
         mouth_ids = REGION_INDEX["mouth"]
         motion.expression[:, mouth_ids] = mouth.expression[:, mouth_ids]
         return motion
