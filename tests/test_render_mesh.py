@@ -131,3 +131,56 @@ def test_opencv_delaunay_matches_qhull_and_falls_back_on_coincident_points():
     close = np.concatenate([points, points[:1] + 1e-6])  # equal in float32: OpenCV cannot tell them apart
     tri = delaunay(close)
     assert len(np.unique(tri)) == len(close) and (signed_areas(close, tri) > 0).all()
+
+
+def test_head_angles_turn_about_upright_axes_and_round_trip():
+    from talkinghead.face import landmarks as L
+    from talkinghead.face.expression import load_basis
+    from talkinghead.face.pose import head_euler, head_rotation, upright_frame
+
+    canonical = load_basis().mean_shape.astype(np.float64)
+    frame = upright_frame(canonical)
+    assert np.allclose(frame @ frame.T, np.eye(3)) and np.isclose(np.linalg.det(frame), 1.0)
+    eye_line = frame @ (canonical[L.EYE_LEFT_OUTER_CORNER] - canonical[L.EYE_RIGHT_OUTER_CORNER])
+    assert abs(eye_line[1]) < 1e-9 and abs(eye_line[2]) < 1e-9 and eye_line[0] > 0  # level, along x
+    for angles in ((25.0, 0.0, 0.0), (-12.0, 9.0, 4.0), (3.0, -15.0, -14.0)):
+        assert np.allclose(head_euler(head_rotation(*angles, frame), frame), angles)
+    # a pure yaw about the upright axes leaves the eye line level (about the canonical axes it rolled it)
+    turned = frame @ head_rotation(25.0, 0.0, 0.0, frame) @ frame.T @ eye_line
+    assert abs(turned[1]) < 1e-9
+
+
+def test_face_depth_changes_nothing_at_rest_and_turns_the_nose_further(astronaut_pipeline):
+    from talkinghead.config import RenderConfig
+    from talkinghead.face import landmarks as L
+    from talkinghead.motion.types import HEAD_FIELDS
+    from talkinghead.render.renderer import Renderer
+
+    portrait = astronaut_pipeline.portrait
+    shallow, deep = (Renderer(portrait.image, portrait.face, RenderConfig(face_depth=k)) for k in (1.0, 1.5))
+    rest = sweep_motion(portrait.face.blendshapes, sweep_poses()[:1])
+    args = (rest.expression[0], rest.head[0], rest.gaze[0])
+    np.testing.assert_array_equal(shallow.render_frame(*args), deep.render_frame(*args))
+    head = rest.head[0].copy()
+    head[HEAD_FIELDS.index("yaw")] = 15.0
+    nose = L.NOSE_TIP
+    moves = [np.abs(r.rig.targets(rest.expression[0], head, rest.gaze[0]).landmarks[nose, 0]
+                    - portrait.face.landmarks[nose, 0]) for r in (shallow, deep)]
+    assert moves[1] > 1.2 * moves[0]
+
+
+def test_the_band_along_the_face_outline_never_turns_away_at_large_yaw(astronaut_pipeline):
+    """Where it did, hair and background triangles behind showed through in a saw-tooth edge."""
+    from talkinghead.motion.types import HEAD_FIELDS
+
+    renderer = astronaut_pipeline.renderer
+    rig = renderer.rig
+    rest = sweep_motion(astronaut_pipeline.portrait.face.blendshapes, sweep_poses()[:1])
+    band = (rig.mesh.triangles < 468).all(1) & ~rig.mesh.may_turn_away
+    assert band.sum() > 50  # two rings of triangles along the outline
+    for yaw in (-25.0, 25.0):
+        head = rest.head[0].copy()
+        head[HEAD_FIELDS.index("yaw")] = yaw
+        control = rig.targets(rest.expression[0], head, rest.gaze[0]).control
+        areas = signed_areas(control, rig.mesh.triangles)
+        assert (areas[band] > 0).all()
