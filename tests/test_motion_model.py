@@ -324,3 +324,58 @@ def test_a_motion_only_clip_keeps_all_its_motion_whatever_its_sound(tmp_path, au
     assert not clip.has_audio
     assert len(clip.motion) == len(clip.audio) >= 4.0 * 25 - 2
     assert not clip.audio.any()
+
+
+def test_a_checkpoint_without_head_frame_turns_its_angles_onto_the_upright_axes(tmp_path):
+    import json
+    from dataclasses import replace
+
+    from talkinghead.face.expression import load_basis
+    from talkinghead.face.pose import euler_to_rotation, head_rotation, upright_frame
+
+    path = tmp_path / "old.npz"
+    random_model().save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(str(arrays["meta"]))
+    del meta["config"]["head_frame"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    old = MotionModel.load(path)
+    assert old.config.head_frame == "canonical"
+    features = extract_features(speech(1.5), FPS)
+    canonical = run(diffusion(old), features)
+    upright = run(diffusion(replace(old, config=replace(old.config, head_frame="upright"))), features)
+    frame = upright_frame(load_basis().mean_shape)
+    for t in (0, len(features) // 2, len(features) - 1):  # the same rotation, named about other axes
+        np.testing.assert_allclose(head_rotation(*canonical.head[t, :3], frame), euler_to_rotation(*upright.head[t, :3]),
+                                   atol=1e-5)
+    np.testing.assert_array_equal(canonical.head[:, 3:], upright.head[:, 3:])
+
+
+def test_the_checkpoints_head_gain_scales_the_head_motion():
+    from dataclasses import replace
+
+    features = extract_features(speech(1.5), FPS)
+    model = random_model()
+    plain = run(diffusion(model), features)
+    doubled = run(diffusion(replace(model, info={"head_gain": 2.0})), features)
+    np.testing.assert_allclose(doubled.head[:, :5], 2 * plain.head[:, :5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(doubled.gaze, plain.gaze)
+
+
+def test_head_smoothing_keeps_what_came_before_and_removes_jitter():
+    from talkinghead.motion.learned.representation import HEAD
+    from talkinghead.motion.learned.source import smooth_head
+
+    rng = np.random.default_rng(0)
+    before = rng.standard_normal((6, MOTION_DIMS)).astype(np.float32)
+    kept = before.copy()
+    window = np.tile(rng.standard_normal(MOTION_DIMS).astype(np.float32), (20, 1))
+    np.testing.assert_allclose(smooth_head(window, before[:0]), window, atol=1e-6)  # a still head stays still
+    jittery = window + rng.standard_normal(window.shape).astype(np.float32)
+    out = smooth_head(jittery, before)
+    np.testing.assert_array_equal(before, kept)
+    np.testing.assert_array_equal(out[:, HEAD.stop:], jittery[:, HEAD.stop:])  # gaze and face untouched
+    roughness = lambda x: np.abs(np.diff(x[:, HEAD], 2, axis=0)).mean()  # noqa: E731
+    assert roughness(out) < 0.3 * roughness(jittery)

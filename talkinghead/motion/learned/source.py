@@ -26,7 +26,7 @@ from ..types import Motion, interpolate_rows
 from .checkpoint import MotionModel
 from .denoiser import Denoiser, guided
 from .network import MotionTransformer, conditioning_input
-from .representation import (AUDIO_DIMS, GAZE, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors,
+from .representation import (AUDIO_DIMS, GAZE, HEAD, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors,
                              standardised_rest, vectors_to_motion)
 from .samplers import karras_sigmas, sampler
 
@@ -34,6 +34,10 @@ WINDOW_SEED = 7  # stream id of the window noise in np.random.default_rng([seed,
 CONTROL_SCALE_RANGE = (0.5, 2.0)  # head amplitude / speed factors the model is conditioned on (its training
 # windows span about this range around the median); the amplitude beyond it is applied by scaling
 DEFAULT_FPS = 25.0  # the frame rate latency_s assumes before start()
+HEAD_SMOOTHING_FRAMES = 1.5  # Gaussian sigma (model frames) over each new window's head pose: the sampled pose
+# jitters frame to frame (mean |second difference| 2.4x a real head's on the training split); this sigma brings
+# it to a real head's (0.19 against 0.18 degrees a frame squared, scripts/eval_motion.py --shards ... --split train)
+HEAD_SMOOTHING_RADIUS = 6  # frames each side the Gaussian reaches
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,27 @@ def canonical_to_upright_angles(angles: np.ndarray) -> np.ndarray:
     frame = _upright()
     return np.array([head_euler(euler_to_rotation(*row), frame) for row in np.asarray(angles, np.float64)],
                     np.float32).reshape(-1, 3)
+
+
+def smooth_head(window: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """(W, D) window with its head pose (rotation, translation, scale) smoothed by a Gaussian of
+    HEAD_SMOOTHING_FRAMES; `before` (B, D) are the frames already generated (B may be 0), read but not
+    changed, so the smoothing runs on across window boundaries; past the window's end the window is
+    mirrored (its next window is not known yet). Chunking never changes it: windows are fixed."""
+    taps = np.arange(-HEAD_SMOOTHING_RADIUS, HEAD_SMOOTHING_RADIUS + 1)
+    kernel = np.exp(-0.5 * (taps / HEAD_SMOOTHING_FRAMES) ** 2)
+    head = np.concatenate([before[:, HEAD], window[:, HEAD]])
+    first = len(before)
+    start = head[:1][[0] * (HEAD_SMOOTHING_RADIUS - first)] if first < HEAD_SMOOTHING_RADIUS else head[:0]
+    end = head[::-1][1:HEAD_SMOOTHING_RADIUS + 1]  # mirrored about the last frame
+    end = np.concatenate([end, end[-1:][[0] * (HEAD_SMOOTHING_RADIUS - len(end))]]) if len(end) < HEAD_SMOOTHING_RADIUS else end
+    padded = np.concatenate([start, head, end])
+    offset = len(start)
+    out = window.copy()
+    for i in range(len(window)):
+        centre = offset + first + i
+        out[i, HEAD] = kernel @ padded[centre - HEAD_SMOOTHING_RADIUS:centre + HEAD_SMOOTHING_RADIUS + 1] / kernel.sum()
+    return out
 
 
 def silent_rows(count: int) -> np.ndarray:
@@ -182,6 +207,7 @@ class DiffusionMotion:
             previous = self._motion[-c.previous:]
             previous = np.concatenate([np.repeat(previous[:1], c.previous - len(previous), 0), previous])
         window = self.generate_window(self._windows, previous, audio, self.rest)
+        window = smooth_head(window, self._motion[-HEAD_SMOOTHING_RADIUS:])
         self._motion = np.concatenate([self._motion, window.astype(np.float32)])
         self._windows += 1
         self._trim()
@@ -189,7 +215,8 @@ class DiffusionMotion:
     def _trim(self) -> None:
         """Keep only what later windows and frames need (memory is flat for any length)."""
         c = self.model.config
-        keep_from = min(self._model_frames() - c.previous, int(np.floor(self._next * self.ratio)))
+        context = max(c.previous, HEAD_SMOOTHING_RADIUS)  # the next window reads these (smooth_head too)
+        keep_from = min(self._model_frames() - context, int(np.floor(self._next * self.ratio)))
         drop = max(0, keep_from - self._motion_start)
         self._motion, self._motion_start = self._motion[drop:], self._motion_start + drop
         first_needed = self._audio_row(max(self._windows * c.window - c.previous, 0))
@@ -218,7 +245,10 @@ class DiffusionMotion:
     def _finish(self, vectors: np.ndarray, mouth: Motion) -> Motion:
         """Generated vectors -> Motion: head amplitude beyond the conditioned range, gaze switch, the mouth."""
         vectors = vectors.astype(np.float32).copy()
-        scale = self.config.head_amplitude / self.generate_window.amplitude_used
+        # head_gain: the checkpoint's own calibration (scripts/calibrate_motion.py): how much wider real heads
+        # move than the model's smoothed samples on its training split; 1 for checkpoints without it
+        gain = float(self.model.info.get("head_gain", 1.0))
+        scale = gain * self.config.head_amplitude / self.generate_window.amplitude_used
         vectors[:, ROTATION] *= scale
         vectors[:, TRANSLATION] *= scale
         if not self.config.gaze_saccades:
