@@ -162,6 +162,23 @@ def sheet_row(frames: list[np.ndarray], label: str) -> np.ndarray:
     return row
 
 
+def write_comparison(old: np.ndarray, new: np.ndarray, rows: int, path: Path) -> None:
+    """Interleave two sheets of `rows` THUMB_PX-high rows: old row, new row, ... (labelled) as a JPEG."""
+    import cv2
+
+    width = max(old.shape[1], new.shape[1])
+    if old.shape[0] != rows * THUMB_PX:
+        raise SystemExit(f"{path}: the old sheet has {old.shape[0] // THUMB_PX} rows, this run {rows}")
+    out = []
+    for r in range(rows):
+        for sheet, label in ((old, "old"), (new, "new")):
+            row = np.ascontiguousarray(np.pad(sheet[r * THUMB_PX:(r + 1) * THUMB_PX],
+                                              ((0, 0), (0, width - sheet.shape[1]), (0, 0))))
+            cv2.putText(row, label, (width - 40, THUMB_PX - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
+            out.append(row)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(out), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
+
+
 def pooled(rows: list[dict]) -> dict:
     """Figures over every frame of every portrait (the issue's 'whole sweep')."""
     requested = np.concatenate([np.array(r["_requested"]) for r in rows])
@@ -215,6 +232,9 @@ def main() -> None:
     parser.add_argument("--no-identity", action="store_true", help="skip the dlib identity figure")
     parser.add_argument("--face-depth", type=float, help="render.face_depth (default: the renderer's)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "pose_sweep")
+    parser.add_argument("--compare", type=Path, metavar="OLD_SHEET",
+                        help="another run's sheet.png (same portraits, e.g. from an older commit): also write "
+                             "OUT/compare.jpg, its rows (marked old) above this run's (new)")
     args = parser.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
     import cv2
@@ -248,6 +268,9 @@ def main() -> None:
     width = max(r.shape[1] for r in sheet)
     sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in sheet])
     cv2.imwrite(str(args.out / "sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if args.compare:
+        write_comparison(cv2.cvtColor(cv2.imread(str(args.compare)), cv2.COLOR_BGR2RGB), sheet, len(paths),
+                         args.out / "compare.jpg")
     total = pooled(rows)
     (args.out / "sweep.json").write_text(json.dumps({"pooled": total, "portraits": rows}, indent=1))
     print_table(rows, total)

@@ -88,6 +88,9 @@ class TriangleMesh:
         self.source_area = signed_areas(self.sources, self.triangles)  # (T,)
         if (self.source_area <= 0).any():
             raise ValueError("TriangleMesh needs positively wound, non-degenerate source triangles")
+        edges = np.concatenate([self.triangles[:, [0, 1]], self.triangles[:, [1, 2]], self.triangles[:, [2, 0]]])
+        self.edges = np.unique(np.sort(edges, axis=1), axis=0)  # (E, 2) each edge once
+        self.degree = np.bincount(self.edges.ravel(), minlength=len(self.sources)).astype(np.float64)
         none = np.zeros(len(self.triangles), bool)
         self.collapsible = none if collapsible is None else np.asarray(collapsible, bool)
         self.may_turn_away = none if may_turn_away is None else np.asarray(may_turn_away, bool)
@@ -107,7 +110,17 @@ class TriangleMesh:
             offending = np.unique(self.triangles[bad])
             offending = offending[movable[offending]]
             alpha[offending] *= CLAMP_STEP
+            alpha = np.where(movable, np.minimum(alpha, (alpha + self._neighbour_mean(alpha)) / 2), alpha)
         return out
+
+    def _neighbour_mean(self, values: np.ndarray) -> np.ndarray:
+        """(V,) mean of each vertex's neighbours' values. Each pass of the clamp spreads its pull-backs to
+        the neighbours this way, so that a row of vertices along the face outline is pulled back
+        together; pulled back one by one, every other one, they made a saw-tooth edge."""
+        sums = np.zeros(len(values))
+        np.add.at(sums, self.edges[:, 0], values[self.edges[:, 1]])
+        np.add.at(sums, self.edges[:, 1], values[self.edges[:, 0]])
+        return sums / np.maximum(self.degree, 1.0)
 
     def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid, draw_unmoved: bool = False,
                      coverage: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

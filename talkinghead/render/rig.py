@@ -41,6 +41,7 @@ BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may coll
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
 OUTLINE_BAND_RINGS = 2  # face triangles this many edges from the outline never turn away (see _may_turn_away)
+DEPTH_RAMP_RINGS = 2  # face_depth reaches its full gain over this many edges inside that band (see _depth_weights)
 MIN_LIP_THICKNESS = 0.8  # share of the portrait's lip thickness a lip keeps however the mouth moves
 
 def similarity_2d(source: np.ndarray, target: np.ndarray):
@@ -103,6 +104,7 @@ class PortraitRig:
         triangles = delaunay(self.source)
         self.mesh = TriangleMesh(self.source, triangles, self._collapsible(triangles),
                                  may_turn_away=self._may_turn_away(triangles))
+        self.depth_weight = self._depth_weights(triangles)
         stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
         # the mesh only moves pixels inside the fixed outer ring: the map lives on that box alone
         self.head_box = self._box_around(OUTER_RING_SCALE * face.width / 2, face.width / 2 * OUTER_RING_SCALE)
@@ -171,6 +173,31 @@ class PortraitRig:
         return np.concatenate([border, ring[inside]])
 
     @staticmethod
+    def _outline_rings(triangles: np.ndarray) -> np.ndarray:
+        """(468,) how many edges of the face mesh each face vertex is from the face outline (0 on it)."""
+        face = triangles[(triangles < N_FACE_VERTICES).all(1)]
+        rings = np.full(N_FACE_VERTICES, N_FACE_VERTICES)
+        rings[list(L.FACE_OVAL)] = 0
+        for ring in range(1, N_FACE_VERTICES):
+            reached = rings[face] < ring
+            grow = np.unique(face[reached.any(1)])
+            grow = grow[rings[grow] > ring]
+            if not len(grow):
+                break
+            rings[grow] = ring
+        return rings
+
+    def _depth_weights(self, triangles: np.ndarray) -> np.ndarray:
+        """(478,) share of face_depth's extra gain each landmark gets: none in the band along the outline
+        that never turns away (there a deeper face overtook the outline, and the clamp that holds the
+        band pulled every other outline vertex back: a saw-tooth edge), rising to all of it over
+        DEPTH_RAMP_RINGS edges inside. The irises get all of it."""
+        weight = np.ones(len(self.canonical))
+        rings = self._outline_rings(triangles)
+        weight[:N_FACE_VERTICES] = np.clip((rings - OUTLINE_BAND_RINGS) / DEPTH_RAMP_RINGS, 0.0, 1.0)
+        return weight
+
+    @staticmethod
     def _may_turn_away(triangles: np.ndarray) -> np.ndarray:
         """(T,) bool: face triangles that may turn away from the camera (a turned nose covers the cheek
         behind it), all but those within OUTLINE_BAND_RINGS edges of the face outline. Those keep facing
@@ -207,16 +234,17 @@ class PortraitRig:
         yaw, pitch, roll, tx, ty, scale = (float(head[HEAD_FIELDS.index(k)]) for k in HEAD_FIELDS)
         rot = head_rotation(yaw, pitch, roll, self.upright)
         pivot = HEAD_PIVOT
-        depth_gain, depth_plane = self.config.face_depth, self.depth_plane
+        depth_plane = self.depth_plane
 
-        def move(points):
-            # the rotation acts on the face with its depth scaled by face_depth about the outline's plane;
-            # what the portrait shows at rest (no rotation) is unchanged
+        def move(points, weight=1.0):
+            # the rotation acts on the face with its depth scaled by face_depth (times weight, per point)
+            # about the outline's plane; what the portrait shows at rest (no rotation) is unchanged
+            gain = 1.0 + (self.config.face_depth - 1.0) * np.asarray(weight, np.float64)
             deep = points.copy()
-            deep[:, 2] = depth_plane + depth_gain * (points[:, 2] - depth_plane)
+            deep[:, 2] = depth_plane + gain * (points[:, 2] - depth_plane)
             return pivot + scale * (deep - pivot) @ rot.T + np.array([tx, ty, 0.0]) - deep + points
 
-        face_3d = self.pose.apply(move(canon))  # (478, 3) pixels
+        face_3d = self.pose.apply(move(canon, self.depth_weight))  # (478, 3) pixels
         face_px = face_3d[:, :2]
         ring_src = self.source[self.n_face:self.n_face + self.n_ring]
         ring_3d = self.pose.apply(move(self.ring_canonical))
@@ -226,7 +254,7 @@ class PortraitRig:
         wanted = np.concatenate([face_px[:N_FACE_VERTICES], ring_px, fixed])
         # the soft clamp's fallback: the portrait moved as a flat picture (a 2D similarity never folds)
         rigid = list(L.RIGID_POINTS)
-        flat = similarity_2d(self.source[rigid], self.pose.apply(move(self.canonical[rigid]))[:, :2])
+        flat = similarity_2d(self.source[rigid], self.pose.apply(move(self.canonical[rigid], self.depth_weight[rigid]))[:, :2])
         ring_base = ring_src + self.ring_border_weight[:, None] * (flat(ring_src) - ring_src)
         base = np.concatenate([flat(self.source[:N_FACE_VERTICES]), ring_base, fixed])
         control = self.mesh.keep_orientation(wanted, base, self.movable)
@@ -235,7 +263,7 @@ class PortraitRig:
         far = float(max(face_3d[:, 2].max(), ring_3d[:, 2].max())) + self.face.width  # the background
         depth = np.concatenate([face_3d[:N_FACE_VERTICES, 2], ring_3d[:, 2], np.full(len(fixed), far)])
         centres = [L.IRIS_RIGHT[0], L.IRIS_LEFT[0]]
-        iris_rest = self.pose.apply(move(canon[centres] - shifts))[:, :2]
+        iris_rest = self.pose.apply(move(canon[centres] - shifts, self.depth_weight[centres]))[:, :2]
         return Targets(control, landmarks, closures, depth, iris_rest)
 
     def _keep_lip_thickness(self, canon: np.ndarray) -> None:
