@@ -33,6 +33,7 @@ QUICK_PORTRAITS = ("hallo_ref3", "sadtalker_art14")
 SHEET_POSES = ("neutral", "yaw-25", "yaw+25", "pitch-15.0", "pitch+15.0", "roll-15", "roll+15", "distance0.75",
                "distance1.30", "gaze-0.3,-0.3", "gaze+0.3,+0.3", "blink", "jaw-open", "smile")
 THUMB_PX = 150
+COMPARE_MAX_WIDTH = 1600  # px, the --compare sheet
 BLINK_CLOSED = 0.5  # mean eyeBlink score at or above which the tracker sees the eyes closed
 FPS = 25.0
 
@@ -176,7 +177,11 @@ def write_comparison(old: np.ndarray, new: np.ndarray, rows: int, path: Path) ->
                                               ((0, 0), (0, width - sheet.shape[1]), (0, 0))))
             cv2.putText(row, label, (width - 40, THUMB_PX - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
             out.append(row)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(out), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
+    image = np.concatenate(out)
+    if image.shape[1] > COMPARE_MAX_WIDTH:  # small enough for a README
+        image = cv2.resize(image, (COMPARE_MAX_WIDTH, round(image.shape[0] * COMPARE_MAX_WIDTH / image.shape[1])),
+                           interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
 
 
 def pooled(rows: list[dict]) -> dict:
