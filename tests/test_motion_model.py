@@ -282,17 +282,21 @@ def test_sample_prediction_returns_the_network_output():
     np.testing.assert_allclose(d(np.zeros((1, 2, 2), np.float32), np.array([0.5], np.float32)), 3.0)
 
 
-def test_a_checkpoint_without_prediction_loads_as_edm(tmp_path):
+def checkpoint_without(path, key: str) -> MotionModel:
+    """A random model saved to `path` as an older version wrote it: without config field `key`; loaded back."""
     import json
-    path = tmp_path / "old.npz"
     random_model().save(path)
     with np.load(path) as z:
         arrays = dict(z)
     meta = json.loads(str(arrays["meta"]))
-    del meta["config"]["prediction"]
+    del meta["config"][key]
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
-    assert MotionModel.load(path).config.prediction == "edm"
+    return MotionModel.load(path)
+
+
+def test_a_checkpoint_without_prediction_loads_as_edm(tmp_path):
+    assert checkpoint_without(tmp_path / "old.npz", "prediction").config.prediction == "edm"
 
 
 def test_short_windows_with_a_long_context_stream_too():
@@ -327,21 +331,12 @@ def test_a_motion_only_clip_keeps_all_its_motion_whatever_its_sound(tmp_path, au
 
 
 def test_a_checkpoint_without_head_frame_turns_its_angles_onto_the_upright_axes(tmp_path):
-    import json
     from dataclasses import replace
 
     from talkinghead.face.expression import load_basis
     from talkinghead.face.pose import euler_to_rotation, head_rotation, upright_frame
 
-    path = tmp_path / "old.npz"
-    random_model().save(path)
-    with np.load(path) as z:
-        arrays = dict(z)
-    meta = json.loads(str(arrays["meta"]))
-    del meta["config"]["head_frame"]
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
-    old = MotionModel.load(path)
+    old = checkpoint_without(tmp_path / "old.npz", "head_frame")
     assert old.config.head_frame == "canonical"
     features = extract_features(speech(1.5), FPS)
     canonical = run(diffusion(old), features)
