@@ -117,9 +117,8 @@ class TriangleMesh:
         """(V,) mean of each vertex's neighbours' values. Each pass of the clamp spreads its pull-backs to
         the neighbours this way, so that a row of vertices along the face outline is pulled back
         together; pulled back one by one, every other one, they made a saw-tooth edge."""
-        sums = np.zeros(len(values))
-        np.add.at(sums, self.edges[:, 0], values[self.edges[:, 1]])
-        np.add.at(sums, self.edges[:, 1], values[self.edges[:, 0]])
+        (a, b), n = self.edges.T, len(values)
+        sums = np.bincount(a, values[b], minlength=n) + np.bincount(b, values[a], minlength=n)
         return sums / np.maximum(self.degree, 1.0)
 
     def backward_map(self, targets: np.ndarray, depth: np.ndarray, grid: Grid, draw_unmoved: bool = False,

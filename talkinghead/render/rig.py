@@ -102,9 +102,10 @@ class PortraitRig:
         self.n_fixed = len(fixed)
         self.movable = np.arange(len(self.source)) < len(self.source) - self.n_fixed
         triangles = delaunay(self.source)
+        rings = self._outline_rings(triangles)
         self.mesh = TriangleMesh(self.source, triangles, self._collapsible(triangles),
-                                 may_turn_away=self._may_turn_away(triangles))
-        self.depth_weight = self._depth_weights(triangles)
+                                 may_turn_away=self._may_turn_away(triangles, rings))
+        self.depth_weight = self._depth_weights(rings)
         stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
         # the mesh only moves pixels inside the fixed outer ring: the map lives on that box alone
         self.head_box = self._box_around(OUTER_RING_SCALE * face.width / 2, face.width / 2 * OUTER_RING_SCALE)
@@ -187,30 +188,26 @@ class PortraitRig:
             rings[grow] = ring
         return rings
 
-    def _depth_weights(self, triangles: np.ndarray) -> np.ndarray:
-        """(478,) share of face_depth's extra gain each landmark gets: none in the band along the outline
-        that never turns away (there a deeper face overtook the outline, and the clamp that holds the
-        band pulled every other outline vertex back: a saw-tooth edge), rising to all of it over
-        DEPTH_RAMP_RINGS edges inside. The irises get all of it."""
+    def _depth_weights(self, rings: np.ndarray) -> np.ndarray:
+        """(478,) share of face_depth's extra gain each landmark gets, from its distance to the outline in
+        edges (`_outline_rings`): none in the band along the outline that never turns away (there a
+        deeper face overtook the outline, and the clamp that holds the band pulled every other outline
+        vertex back: a saw-tooth edge), rising to all of it over DEPTH_RAMP_RINGS edges inside. The
+        irises get all of it."""
         weight = np.ones(len(self.canonical))
-        rings = self._outline_rings(triangles)
         weight[:N_FACE_VERTICES] = np.clip((rings - OUTLINE_BAND_RINGS) / DEPTH_RAMP_RINGS, 0.0, 1.0)
         return weight
 
     @staticmethod
-    def _may_turn_away(triangles: np.ndarray) -> np.ndarray:
+    def _may_turn_away(triangles: np.ndarray, rings: np.ndarray) -> np.ndarray:
         """(T,) bool: face triangles that may turn away from the camera (a turned nose covers the cheek
-        behind it), all but those within OUTLINE_BAND_RINGS edges of the face outline. Those keep facing
-        the camera (the clamp compresses them instead): where the far cheek folded over the outline, the
-        turned-away band showed the hair and background triangles behind it in a saw-tooth edge."""
+        behind it), all but those with a corner within OUTLINE_BAND_RINGS edges of the face outline
+        (`rings`: `_outline_rings`). Those keep facing the camera (the clamp compresses them instead):
+        where the far cheek folded over the outline, the turned-away band showed the hair and background
+        triangles behind it in a saw-tooth edge."""
         face = (triangles < N_FACE_VERTICES).all(1)
-        band = np.zeros(N_FACE_VERTICES + 1, bool)
-        band[list(L.FACE_OVAL)] = True
-        for _ in range(OUTLINE_BAND_RINGS):
-            touching = band[np.minimum(triangles, N_FACE_VERTICES)].any(1) & face
-            band[np.unique(triangles[touching])] = True
-            band[N_FACE_VERTICES] = False
-        return face & ~band[np.minimum(triangles, N_FACE_VERTICES)].any(1)
+        inner = rings[np.minimum(triangles, N_FACE_VERTICES - 1)] > OUTLINE_BAND_RINGS  # (T, 3)
+        return face & inner.all(1)
 
     @staticmethod
     def _collapsible(triangles: np.ndarray) -> np.ndarray:

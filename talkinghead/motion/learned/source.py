@@ -68,19 +68,17 @@ def smooth_head(window: np.ndarray, before: np.ndarray) -> np.ndarray:
     HEAD_SMOOTHING_FRAMES; `before` (B, D) are the frames already generated (B may be 0), read but not
     changed, so the smoothing runs on across window boundaries; past the window's end the window is
     mirrored (its next window is not known yet). Chunking never changes it: windows are fixed."""
-    taps = np.arange(-HEAD_SMOOTHING_RADIUS, HEAD_SMOOTHING_RADIUS + 1)
-    kernel = np.exp(-0.5 * (taps / HEAD_SMOOTHING_FRAMES) ** 2)
+    radius = HEAD_SMOOTHING_RADIUS
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / HEAD_SMOOTHING_FRAMES) ** 2)
     head = np.concatenate([before[:, HEAD], window[:, HEAD]])
-    first = len(before)
-    start = head[:1][[0] * (HEAD_SMOOTHING_RADIUS - first)] if first < HEAD_SMOOTHING_RADIUS else head[:0]
-    end = head[::-1][1:HEAD_SMOOTHING_RADIUS + 1]  # mirrored about the last frame
-    end = np.concatenate([end, end[-1:][[0] * (HEAD_SMOOTHING_RADIUS - len(end))]]) if len(end) < HEAD_SMOOTHING_RADIUS else end
+    start = np.repeat(head[:1], max(radius - len(before), 0), 0)  # the clip's first frame held
+    mirror = head[-2::-1][:radius] if len(head) > 1 else head[-1:]  # mirrored about the last frame
+    end = np.concatenate([mirror, np.repeat(mirror[-1:], radius - len(mirror), 0)])  # ... then held
     padded = np.concatenate([start, head, end])
-    offset = len(start)
+    first = len(start) + len(before) - radius  # the span centred on the window's first frame
+    spans = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=0)[first:first + len(window)]
     out = window.copy()
-    for i in range(len(window)):
-        centre = offset + first + i
-        out[i, HEAD] = kernel @ padded[centre - HEAD_SMOOTHING_RADIUS:centre + HEAD_SMOOTHING_RADIUS + 1] / kernel.sum()
+    out[:, HEAD] = spans @ (kernel / kernel.sum())
     return out
 
 
