@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from eval_motion import evaluate_variant, shard_clips  # noqa: E402
+from talkinghead.errors import TalkingHeadError  # noqa: E402
 from talkinghead.evaluation.variants import parse_variant  # noqa: E402
 from talkinghead.motion.learned.checkpoint import MotionModel, load_cached  # noqa: E402
 
@@ -39,7 +40,13 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--dry-run", action="store_true", help="print the gain, do not write it")
     args = parser.parse_args()
-    model = MotionModel.load(args.model)
+    if not (args.shards / "manifest.tsv").is_file():
+        raise SystemExit(f"{args.shards} is not a prepared dataset (no manifest.tsv): make one with "
+                         "`talkinghead data prepare VIDEOS --out FOLDER`")
+    try:
+        model = MotionModel.load(args.model)
+    except TalkingHeadError as exc:
+        raise SystemExit(str(exc)) from None
     stored = float(model.info.get("head_gain", 1.0))
     variant = parse_variant(f"calibrate:motion.generator={args.generator}")
     variant = replace(variant, config=replace(variant.config, motion=replace(variant.config.motion,
