@@ -78,7 +78,7 @@ def evaluate_clip(clip: Path, out_dir: Path, face_depth: float = RenderConfig.fa
     out_ap, out_blink = measure.mouth_aperture(landmarks), measure.blink_score(scores)
     drv_ap = at_times(measure.mouth_aperture(track.landmarks), track.fps, times)
     drv_blink = at_times(measure.blink_score(track.blendshapes), track.fps, times)
-    ok = np.isfinite(out_ap)
+    ok = np.isfinite(out_ap) & np.isfinite(drv_ap)  # a driver frame whose face was lost has no aperture
     row = {"clip": clip.name, "size": size, "frames": result.frames, "found": float(ok.mean()),
            "aperture_corr": float(np.corrcoef(out_ap[ok], drv_ap[ok])[0, 1]),
            "aperture_slope": float(np.polyfit(drv_ap[ok], out_ap[ok], 1)[0]),

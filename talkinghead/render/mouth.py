@@ -5,6 +5,12 @@ w is the pixel distance perpendicular to that axis (down is positive). Inside th
 a pixel at depth v below the upper lip shows the portrait's own mouth interior at the same depth
 below its upper lip, where the portrait's mouth is open that far (its own teeth move with the
 upper lip, unstretched); elsewhere it shows synthesized upper teeth, lower teeth, tongue and cavity.
+
+The synthesized upper teeth are fixed to the skull, not hung from the upper lip: their edge is
+UPPER_TEETH_SHOWN below where the portrait's own upper lip rests (moved with the head), so a lip
+that rises (a smile) shows more of them and one that comes down covers them. The lower teeth ride
+the jaw, with the lower lip. Real speakers (scripts/mouth_sheet.py --real) show their upper teeth
+across most of a small opening, so the display is wide: about 5 mm of a 50 mm mouth.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-UPPER_TEETH_HEIGHT = 0.10  # visible upper-tooth height, in mouth widths (at the centre)
+UPPER_TEETH_SHOWN = 0.10  # upper incisal edge below where the upper lip rests, in mouth widths (at the centre)
+UPPER_TEETH_CROWN = 0.2  # no more of the upper teeth than this shows, however far the lip rises
 LOWER_TEETH_HEIGHT = 0.06
 LOWER_TEETH_MIN_GAP = 0.12  # lower teeth show once the opening exceeds this many mouth widths
 TEETH_ACROSS = 8  # tooth-gap shading period across the opening
@@ -46,13 +53,15 @@ class MouthFrame:
         axis = (span / width).astype(np.float32)
         normal = np.array([-axis[1], axis[0]], np.float32)
 
-        def curve(points):
-            rel = points - origin
-            u, w = rel @ axis / width, rel @ normal
-            order = np.argsort(u)
-            return u[order].astype(np.float32), w[order].astype(np.float32)
+        frame = MouthFrame(origin, axis, normal, width, (np.zeros(0), np.zeros(0)), (np.zeros(0), np.zeros(0)))
+        return MouthFrame(origin, axis, normal, width, frame.locate(upper_xy), frame.locate(lower_xy))
 
-        return MouthFrame(origin, axis, normal, width, curve(upper_xy), curve(lower_xy))
+    def locate(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, w) of points (K, 2) in this frame, ordered by u."""
+        rel = points - self.origin
+        u, w = rel @ self.axis / self.width, rel @ self.normal
+        order = np.argsort(u)
+        return u[order].astype(np.float32), w[order].astype(np.float32)
 
     def curves_at(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Upper and lower inner-lip w at positions u."""
@@ -110,8 +119,10 @@ def _with_own_interior(colour: np.ndarray, portrait: np.ndarray, source: MouthFr
 
 
 def draw_mouth_interior(frame: np.ndarray, portrait: np.ndarray, target: MouthFrame, source: MouthFrame,
-                        style: MouthStyle) -> None:
-    """Composite the mouth interior into `frame` (H, W, 3) uint8 RGB in place."""
+                        style: MouthStyle, rest_upper_lip: np.ndarray) -> None:
+    """Composite the mouth interior into `frame` (H, W, 3) uint8 RGB in place. `rest_upper_lip`: the
+    portrait's own upper inner lip (K, 2) pixels, moved with the head only (the skull the upper teeth
+    are fixed to)."""
     h, w = frame.shape[:2]
     pts = np.concatenate([target.origin[None] + np.outer(target.upper[0] * target.width, target.axis)
                           + np.outer(target.upper[1], target.normal),
@@ -153,9 +164,10 @@ def draw_mouth_interior(frame: np.ndarray, portrait: np.ndarray, target: MouthFr
     tooth_gaps = 0.93 + 0.07 * np.abs(np.cos(np.pi * TEETH_ACROSS * (u - 0.5)))
     lower_cover = (LOWER_TEETH_HEIGHT * mw * arch - height_above_lower) * np.clip((gap - LOWER_TEETH_MIN_GAP * mw) / 2, 0, 1)
     layer(lower_cover, style.lower_teeth[None, None] * (tooth_gaps * (1 - 0.5 * across ** 2))[..., None])
-    # the teeth end at the lower lip with the opening's own soft edge (not a hard bright row against the lip)
-    upper_teeth = np.minimum(UPPER_TEETH_HEIGHT * mw * arch, gap)
-    layer(upper_teeth - depth, style.teeth[None, None] * (tooth_gaps * (1 - 0.45 * across ** 2))[..., None])
+    # the upper teeth end at the lower lip with the opening's own soft edge (no hard bright row against it)
+    rest_up = np.interp(u, *target.locate(rest_upper_lip))
+    upper_cover = np.minimum(rest_up + UPPER_TEETH_SHOWN * mw * arch - wv, UPPER_TEETH_CROWN * mw - depth)
+    layer(upper_cover, style.teeth[None, None] * (tooth_gaps * (1 - 0.45 * across ** 2))[..., None])
 
     colour = _with_own_interior(colour, portrait, source, u, depth)
 

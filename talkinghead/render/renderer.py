@@ -48,7 +48,7 @@ class Renderer:
             rig.eyes.draw(frame, head_map, rig.head_box, eye, targets.landmarks[list(loop)],
                           targets.landmarks[iris[0]] - targets.iris_rest[eye], targets.landmarks[list(ids)],
                           targets.lid_closure[eye])
-        draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style)
+        draw_mouth_interior(frame, rig.image, target_mouth, rig.source_mouth, rig.mouth_style, targets.rest_upper_lip)
         return frame
 
     def sampling_map(self, expression: np.ndarray, head: np.ndarray, gaze: np.ndarray) -> np.ndarray:

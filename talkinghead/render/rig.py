@@ -74,6 +74,7 @@ class Targets:
     lid_closure: tuple[float, float]  # (right eye, left eye) in [0, 1]
     depth: np.ndarray  # (N,) per control point, pixels, smaller is nearer the camera
     iris_rest: np.ndarray  # (2, 2) where each iris centre would be without gaze (right eye, left eye)
+    rest_upper_lip: np.ndarray  # (11, 2) the portrait's own upper inner lip moved by the head only (the upper teeth's place)
 
 
 class PortraitRig:
@@ -261,7 +262,9 @@ class PortraitRig:
         depth = np.concatenate([face_3d[:N_FACE_VERTICES, 2], ring_3d[:, 2], np.full(len(fixed), far)])
         centres = [L.IRIS_RIGHT[0], L.IRIS_LEFT[0]]
         iris_rest = self.pose.apply(move(canon[centres] - shifts, self.depth_weight[centres]))[:, :2]
-        return Targets(control, landmarks, closures, depth, iris_rest)
+        lip = list(L.LIPS_UPPER_INNER)
+        rest_upper_lip = self.pose.apply(move(self.canonical[lip], self.depth_weight[lip]))[:, :2]
+        return Targets(control, landmarks, closures, depth, iris_rest, rest_upper_lip)
 
     def _keep_lip_thickness(self, canon: np.ndarray) -> None:
         """Keep each lip at least MIN_LIP_THICKNESS of its own thickness: the outer edge gives way
