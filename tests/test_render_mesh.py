@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from talkinghead.render.folds import jacobian_determinant, mesh_fold_check
-from talkinghead.render.mesh import MIN_AREA_SHARE, TriangleMesh, delaunay, signed_areas
+from talkinghead.render.mesh import MIN_AREA_SHARE, TriangleMesh, delaunay, keep_edges, signed_areas
 from talkinghead.render.sweep import sweep_motion, sweep_poses
 from talkinghead.render.warp import Grid
 
@@ -184,3 +184,52 @@ def test_the_band_along_the_face_outline_never_turns_away_at_large_yaw(astronaut
         control = rig.targets(rest.expression[0], head, rest.gaze[0]).control
         areas = signed_areas(control, rig.mesh.triangles)
         assert (areas[band] > 0).all()
+
+
+def test_kept_edges_become_mesh_edges_and_the_mesh_still_tiles():
+    rng = np.random.default_rng(5)
+    points = np.concatenate([rng.uniform(0, 100, (120, 2)), [[5.0, 50.0], [95.0, 52.0], [50.0, 5.0], [51.0, 95.0]]])
+    n = len(points)
+    plain = delaunay(points)
+    wanted = [(n - 4, n - 3), (n - 2, n - 1)]  # two long chords that cross many Delaunay edges
+    assert not any({a, b} <= set(t) for a, b in wanted[:1] for t in plain.tolist())
+    kept = keep_edges(points, plain, wanted[:1])
+    edges = {tuple(sorted(e)) for t in kept.tolist() for e in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))}
+    assert tuple(sorted(wanted[0])) in edges
+    areas = signed_areas(points, kept)
+    assert (areas > 0).all() and len(kept) == len(plain)
+    assert abs(areas.sum() - signed_areas(points, plain).sum()) < 1e-6  # the same hull, tiled once
+    assert keep_edges(points, plain, wanted) is None  # chords that cross each other cannot both be kept
+
+
+def _lip_pairs():
+    from talkinghead.face import landmarks as L
+
+    return list(L.LIPS_UPPER_INNER[1:-1]), list(L.LIPS_LOWER_INNER[1:-1])
+
+
+@pytest.mark.parametrize("name", ["liveportrait_s12.jpg", "hallo_ref1.jpg"])
+def test_no_triangle_joins_the_lips_and_an_opening_jaw_parts_them_everywhere(name, real_file):
+    """liveportrait_s12's tracked lips cross by 0.3 px in the middle: with triangles joining the upper lip
+    to the lower one the mesh clamp held the middle shut, and the mouth opened only at its sides."""
+    from talkinghead.face import landmarks as L
+    from talkinghead.io import load_image
+    from talkinghead.pipeline import prepare_portrait
+    from talkinghead.render.renderer import Renderer
+
+    portrait = prepare_portrait(load_image(real_file(name)), 512)
+    rig = Renderer(portrait.image, portrait.face).rig
+    upper, lower = _lip_pairs()
+    inner_loop = set(L.LIPS_INNER_LOOP)
+    for t in rig.mesh.triangles.tolist():
+        assert not (set(t) & set(upper) and set(t) & set(lower)) or set(t) <= inner_loop, t
+    expression = portrait.face.blendshapes.astype(np.float64).copy()
+    expression[L.BLENDSHAPE_INDEX["jawOpen"]] = 0.35
+    head = np.array([0, 0, 0, 0, 0, 1.0])
+    got = rig.targets(expression, head, np.zeros(2)).landmarks
+    trusted = np.minimum(expression, np.maximum(rig.trusted_max, rig.rest_expression))  # as rig.targets clips it
+    wanted = rig.pose.apply(rig.canonical + rig.basis.displacement(trusted - rig.rest_expression, skip=rig.skip_rows))
+    gap_got = got[lower, 1] - got[upper, 1]
+    gap_wanted = wanted[lower, 1] - wanted[upper, 1]
+    assert (gap_wanted > 2).all()
+    assert (gap_got > 0.9 * gap_wanted).all(), np.round(gap_got / gap_wanted, 2)

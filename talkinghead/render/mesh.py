@@ -1,7 +1,8 @@
 """A planar triangle mesh and its piecewise-affine backward map: one-to-one wherever no triangle flips.
 
 The mesh is the Delaunay triangulation of the control points' source positions (face landmarks, the
-head ring, fixed anchors), so it tiles the image without overlaps. Per frame the target vertex positions are
+head ring, fixed anchors), so it tiles the image without overlaps; `keep_edges` then forces chosen
+segments in as edges (the rig keeps the inner-lip lines, so no triangle joins the two lips). Per frame the target vertex positions are
 rasterised on a coarse grid: every grid point inside a target triangle gets the source point with the
 same barycentric coordinates (the inverse of the triangle's affine map, computed directly, no
 iteration), row by row in closed form. `keep_orientation` clamps vertex motion softly so no triangle flips or collapses.
@@ -76,23 +77,96 @@ def _subdiv_triangles(points: np.ndarray) -> np.ndarray | None:
     return tri
 
 
+def keep_edges(points: np.ndarray, triangles: np.ndarray, edges: list[tuple[int, int]],
+               max_flips: int = 500) -> np.ndarray | None:
+    """`triangles` (T, 3) of points (P, 2), positively wound, with every edge of `edges` made an edge of
+    the mesh by flipping the edges that cross it (Sloan's method for a constrained triangulation).
+    None where that fails: a vertex on a wanted edge, no crossing edge that can be flipped (convex
+    quadrilateral) within max_flips, or wanted edges that cross each other."""
+    pts = np.asarray(points, np.float64)
+    tri = [list(map(int, t)) for t in triangles]
+    owners: dict[tuple[int, int], list[int]] = {}  # edge (low, high) -> the triangles that have it
+    for k, t in enumerate(tri):
+        for i in range(3):
+            owners.setdefault(_edge(t[i], t[(i + 1) % 3]), []).append(k)
+    budget = [max_flips]
+    for a, b in edges:
+        if _edge(a, b) not in owners and not _insert_edge(pts, tri, owners, a, b, budget):
+            return None
+    if any(_edge(a, b) not in owners for a, b in edges):
+        return None  # edges that cross each other: a later one flipped an earlier one away
+    out = np.array(tri, int)
+    flip = signed_areas(pts, out) < 0
+    out[flip] = out[flip][:, [0, 2, 1]]
+    return out
+
+
+def _edge(u: int, v: int) -> tuple[int, int]:
+    return (u, v) if u < v else (v, u)
+
+
+def _insert_edge(pts: np.ndarray, tri: list[list[int]], owners: dict, a: int, b: int, budget: list[int]) -> bool:
+    """Flip the edges crossing segment a-b until it is an edge (tri and owners updated in place)."""
+    inner = [e for e, ks in owners.items() if len(ks) == 2]
+    ends = np.array(inner, int)
+    queue = [inner[i] for i in np.flatnonzero(_segments_cross(pts[a], pts[b], pts[ends[:, 0]], pts[ends[:, 1]]))]
+    if not queue:
+        return False  # a vertex lies on the segment
+    stalled = 0
+    while queue:
+        c, d = queue.pop(0)
+        k1, k2 = owners[(c, d)]
+        x = next(v for v in tri[k1] if v not in (c, d))
+        y = next(v for v in tri[k2] if v not in (c, d))
+        # the quadrilateral c-x-d-y must be convex (x-y separates c from d) for the flip to tile it
+        if not _segments_cross(pts[x], pts[y], pts[c][None], pts[d][None])[0]:
+            queue.append((c, d))
+            stalled += 1
+            if stalled > len(queue):
+                return False
+            continue
+        stalled = 0
+        tri[k1], tri[k2] = [x, y, c], [y, x, d]
+        del owners[(c, d)]
+        owners[_edge(x, y)] = [k1, k2]
+        for edge, old, new in ((_edge(y, c), k2, k1), (_edge(x, d), k1, k2)):
+            ks = owners[edge]
+            ks[ks.index(old)] = new
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
+        if _segments_cross(pts[a], pts[b], pts[x][None], pts[y][None])[0]:
+            queue.append(_edge(x, y))
+    return True
+
+
+def _segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """(M,) whether segment a-b (2,) crosses each segment c-d (M, 2) at an interior point (a shared
+    end point does not count)."""
+    def side(o, p, q):
+        return (p[..., 0] - o[..., 0]) * (q[..., 1] - o[..., 1]) - (p[..., 1] - o[..., 1]) * (q[..., 0] - o[..., 0])
+
+    return (side(a, b, c) * side(a, b, d) < 0) & (side(c, d, a) * side(c, d, b) < 0)
+
+
 class TriangleMesh:
     """Triangles over source vertices (V, 2) pixels, all with positive source area (a planar tiling)."""
 
     def __init__(self, sources: np.ndarray, triangles: np.ndarray, collapsible: np.ndarray | None = None,
                  may_turn_away: np.ndarray | None = None):
-        """collapsible: (T,) bool, triangles allowed to shrink to nothing (eye and mouth openings);
-        may_turn_away: (T,) bool, triangles of the face surface, which may face away (then not drawn)."""
+        """collapsible: (T,) bool, triangles allowed to shrink to nothing (eye and mouth openings; these
+        may also be closed or crossed in the source, a portrait whose lips touch); may_turn_away: (T,)
+        bool, triangles of the face surface, which may face away (then not drawn)."""
         self.sources = np.asarray(sources, np.float64)
         self.triangles = np.asarray(triangles, int)
         self.source_area = signed_areas(self.sources, self.triangles)  # (T,)
-        if (self.source_area <= 0).any():
+        none = np.zeros(len(self.triangles), bool)
+        self.collapsible = none if collapsible is None else np.asarray(collapsible, bool)
+        if ((self.source_area <= 0) & ~self.collapsible).any():
             raise ValueError("TriangleMesh needs positively wound, non-degenerate source triangles")
         edges = np.concatenate([self.triangles[:, [0, 1]], self.triangles[:, [1, 2]], self.triangles[:, [2, 0]]])
         self.edges = np.unique(np.sort(edges, axis=1), axis=0)  # (E, 2) each edge once
         self.degree = np.bincount(self.edges.ravel(), minlength=len(self.sources)).astype(np.float64)
-        none = np.zeros(len(self.triangles), bool)
-        self.collapsible = none if collapsible is None else np.asarray(collapsible, bool)
         self.may_turn_away = none if may_turn_away is None else np.asarray(may_turn_away, bool)
 
     def keep_orientation(self, targets: np.ndarray, base: np.ndarray, movable: np.ndarray) -> np.ndarray:
@@ -102,6 +176,7 @@ class TriangleMesh:
         alpha = np.ones(len(targets))
         floor = np.where(self.collapsible, -COLLAPSE_EPS * self.source_area, MIN_AREA_SHARE * self.source_area)
         floor[self.may_turn_away & ~self.collapsible] = -np.inf
+        floor[self.collapsible & (self.source_area <= 0)] = -np.inf  # closed in the source: any way it goes
         for step in range(CLAMP_PASSES + 1):
             out = base + alpha[:, None] * (targets - base)
             bad = signed_areas(out, self.triangles) < floor

@@ -22,7 +22,7 @@ from ..motion.types import HEAD_FIELDS
 from .mouth import MouthFrame, MouthStyle
 from .eyes import EyeLayer
 from .plate import BackgroundPlate
-from .mesh import N_FACE_VERTICES, TriangleMesh, delaunay
+from .mesh import N_FACE_VERTICES, TriangleMesh, delaunay, keep_edges, signed_areas
 from .warp import Grid, Upsampler
 
 HEAD_RING_SCALE = (1.45, 1.35, 1.75)  # ring size over the face oval: x, y below, y above (hair)
@@ -39,6 +39,7 @@ LID_RIDES_IRIS = 0.5  # share of the iris's sideways move the upper lid's arch f
 LID_FOLD_FOLLOWS_GAZE = 0.5  # share of the upper lid's gaze move the ring above it follows
 BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
+LIP_PARTING = 0.3  # the mesh is triangulated with touching lips parted by this share of the thinner lip
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
 OUTLINE_BAND_RINGS = 2  # face triangles this many edges from the outline never turn away (see _may_turn_away)
 DEPTH_RAMP_RINGS = 2  # face_depth reaches its full gain over this many edges inside that band (see _depth_weights)
@@ -102,7 +103,7 @@ class PortraitRig:
 
         self.n_fixed = len(fixed)
         self.movable = np.arange(len(self.source)) < len(self.source) - self.n_fixed
-        triangles = delaunay(self.source)
+        triangles = self._triangulate()
         rings = self._outline_rings(triangles)
         self.mesh = TriangleMesh(self.source, triangles, self._collapsible(triangles),
                                  may_turn_away=self._may_turn_away(triangles, rings))
@@ -173,6 +174,36 @@ class PortraitRig:
         ring = centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
         inside = (ring[:, 0] > 2) & (ring[:, 0] < w - 2) & (ring[:, 1] > 2) & (ring[:, 1] < h - 2)
         return np.concatenate([border, ring[inside]])
+
+    def _triangulate(self) -> np.ndarray:
+        """The mesh's triangles: Delaunay, with the inner-lip lines kept as edges, so that no triangle
+        joins the upper lip to the lower one and an opening jaw moves each lip's own texture.
+
+        A portrait whose lips touch has the two lines on top of each other (or crossed by a fraction of a
+        pixel), where no planar mesh can keep both: the triangulation is made on the source with the
+        lips parted by LIP_PARTING of their thickness, and the triangles between the two lines (the
+        collapsible mouth opening) are left closed or crossed in the source. Falls back to plain
+        Delaunay if that would turn any other triangle over."""
+        upper, lower = list(L.LIPS_UPPER_INNER), list(L.LIPS_LOWER_INNER)
+        parted = self.source.copy()
+        down = self.source[L.LIPS_LOWER_OUTER[5]] - self.source[L.LIPS_UPPER_OUTER[5]]
+        down /= max(float(np.linalg.norm(down)), 1e-9)
+        inner_up, inner_lo = parted[upper[1:-1]], parted[lower[1:-1]]
+        thickness = np.minimum((inner_up - self.source[list(L.LIPS_UPPER_OUTER[1:-1])]) @ down,
+                               (self.source[list(L.LIPS_LOWER_OUTER[1:-1])] - inner_lo) @ down)
+        want = LIP_PARTING * np.maximum(thickness, 0.0)  # gap wanted between the lines, per pair
+        shift = np.maximum(want - (inner_lo - inner_up) @ down, 0.0) / 2
+        parted[upper[1:-1]] -= shift[:, None] * down
+        parted[lower[1:-1]] += shift[:, None] * down
+        triangles = delaunay(parted)
+        lines = list(zip(upper[:-1], upper[1:])) + list(zip(lower[:-1], lower[1:]))
+        kept = keep_edges(parted, triangles, lines)
+        if kept is None:
+            return triangles if not shift.any() else delaunay(self.source)
+        opening = self._collapsible(kept)
+        if (signed_areas(self.source, kept)[~opening] <= 0).any():
+            return delaunay(self.source)
+        return kept
 
     @staticmethod
     def _outline_rings(triangles: np.ndarray) -> np.ndarray:
