@@ -73,6 +73,9 @@ def _child(argv: list[str], err_path: Path) -> None:
     fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 2)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    # Ctrl-C as at a terminal: a job started in the background by a non-interactive shell (CI, `cmd &`)
+    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt for it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 1
     try:
         from talkinghead import cli
