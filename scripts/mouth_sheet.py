@@ -37,9 +37,23 @@ POSES = (("own", ()), ("jaw .1", (("jawOpen", 0.1),)), ("jaw .2", (("jawOpen", 0
          ("yaw 20 jaw .35", (("jawOpen", 0.35),)))
 
 
-def render_row(stem: str, size: int) -> np.ndarray:
+def mouth_crop(frame: np.ndarray, landmarks: np.ndarray, label: str) -> np.ndarray:
+    """The box around the outer lips of `landmarks` (478, 2+), scaled to CROP_PX high, labelled."""
     import cv2
 
+    from talkinghead.face import landmarks as L
+
+    lips = landmarks[list(L.LIPS_UPPER_OUTER) + list(L.LIPS_LOWER_OUTER), :2]
+    width = float(np.ptp(lips[:, 0]))
+    cx, cy = lips.mean(0)
+    crop = frame[int(max(cy - 0.45 * width, 0)):int(cy + 0.75 * width), int(max(cx - 0.85 * width, 0)):int(cx + 0.85 * width)]
+    crop = np.ascontiguousarray(cv2.resize(crop, (int(CROP_PX * 1.4), CROP_PX), interpolation=cv2.INTER_CUBIC))
+    cv2.putText(crop, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (255, 255, 0), 1, cv2.LINE_AA)
+    return crop
+
+
+def render_row(stem: str, size: int) -> np.ndarray:
+    """Mouth crops of one portrait at every pose of POSES, labelled with the re-tracked aperture."""
     from eye_sheet import _load
     from talkinghead.face import landmarks as L
     from talkinghead.face.landmarker import FaceLandmarker
@@ -52,11 +66,6 @@ def render_row(stem: str, size: int) -> np.ndarray:
     portrait = prepare_portrait(image, size)
     renderer = Renderer(portrait.image, portrait.face)
     rest = portrait.face.blendshapes.astype(np.float64)
-    lips = portrait.face.landmarks[list(L.LIPS_UPPER_OUTER) + list(L.LIPS_LOWER_OUTER), :2]
-    width = float(np.ptp(lips[:, 0]))
-    cx, cy = lips.mean(0)
-    x0, x1 = int(max(cx - 0.85 * width, 0)), int(cx + 0.85 * width)
-    y0, y1 = int(max(cy - 0.45 * width, 0)), int(cy + 0.75 * width)
     crops = []
     with FaceLandmarker() as landmarker:
         for name, coefficients in POSES:
@@ -70,14 +79,8 @@ def render_row(stem: str, size: int) -> np.ndarray:
             frame = portrait.image if name == "own" else renderer.render_frame(expression, head, np.zeros(2))
             faces = landmarker.detect(np.ascontiguousarray(frame))
             aperture = float(mouth_aperture(faces[0].landmarks)) if faces else float("nan")
-            crop = frame[y0:y1, x0:x1]
-            scale = CROP_PX / crop.shape[0]
-            crop = np.ascontiguousarray(cv2.resize(crop, (round(crop.shape[1] * scale), CROP_PX), interpolation=cv2.INTER_CUBIC))
-            cv2.putText(crop, f"{name} {aperture:.2f}", (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (255, 255, 0), 1, cv2.LINE_AA)
-            crops.append(crop)
-    height = CROP_PX
-    row = np.concatenate([cv2.resize(c, (int(CROP_PX * 1.4), height)) for c in crops], 1)
-    return row
+            crops.append(mouth_crop(frame, portrait.face.landmarks, f"{name} {aperture:.2f}"))
+    return np.concatenate(crops, 1)
 
 
 REAL_SPEAKERS = ("LivePortrait_d11", "IMTalker_driving_1", "IMTalker_driving_2", "Real3DPortrait_May_5s",
@@ -88,9 +91,6 @@ REAL_APERTURES = (0.02, 0.05, 0.08, 0.12, 0.18, 0.25)
 
 def real_row(clip: Path) -> np.ndarray:
     """Mouth crops of a real speaker at REAL_APERTURES (nearest tracked frames)."""
-    import cv2
-
-    from talkinghead.face import landmarks as L
     from talkinghead.face.measure import mouth_aperture
     from talkinghead.face.tracking import track_video
     from talkinghead.io import read_video_frames
@@ -102,13 +102,7 @@ def real_row(clip: Path) -> np.ndarray:
     for i, frame in enumerate(read_video_frames(clip)):
         if i not in picks:
             continue
-        lips = track.landmarks[i][list(L.LIPS_UPPER_OUTER) + list(L.LIPS_LOWER_OUTER), :2]
-        width = float(np.ptp(lips[:, 0]))
-        cx, cy = lips.mean(0)
-        crop = frame[int(max(cy - 0.45 * width, 0)):int(cy + 0.75 * width), int(max(cx - 0.85 * width, 0)):int(cx + 0.85 * width)]
-        crop = np.ascontiguousarray(cv2.resize(crop, (int(CROP_PX * 1.4), CROP_PX), interpolation=cv2.INTER_CUBIC))
-        cv2.putText(crop, f"{apertures[i]:.2f}", (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (255, 255, 0), 1, cv2.LINE_AA)
-        crops.append((apertures[i], crop))
+        crops.append((apertures[i], mouth_crop(frame, track.landmarks[i], f"{apertures[i]:.2f}")))
     return np.concatenate([c for _, c in sorted(crops, key=lambda pair: pair[0])], 1)
 
 

@@ -150,7 +150,8 @@ def _segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) 
 
 
 class TriangleMesh:
-    """Triangles over source vertices (V, 2) pixels, all with positive source area (a planar tiling)."""
+    """Triangles over source vertices (V, 2) pixels, all with positive source area (a planar tiling) but
+    the collapsible ones, which may be closed or crossed there."""
 
     def __init__(self, sources: np.ndarray, triangles: np.ndarray, collapsible: np.ndarray | None = None,
                  may_turn_away: np.ndarray | None = None):

@@ -33,6 +33,15 @@ LIP_SHADOW_PX = 2.0
 MIN_OPEN_PX = 0.75  # narrower openings are left to the warp alone
 
 
+def _curve(points: np.ndarray, origin: np.ndarray, axis: np.ndarray, normal: np.ndarray,
+           width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(u, w) of points (K, 2) in the mouth frame (origin, axis, normal, width), ordered by u."""
+    rel = points - origin
+    u, w = rel @ axis / width, rel @ normal
+    order = np.argsort(u)
+    return u[order].astype(np.float32), w[order].astype(np.float32)
+
+
 @dataclass(frozen=True)
 class MouthFrame:
     """Inner-lip curves in a mouth-aligned frame (see module docstring)."""
@@ -53,15 +62,12 @@ class MouthFrame:
         axis = (span / width).astype(np.float32)
         normal = np.array([-axis[1], axis[0]], np.float32)
 
-        frame = MouthFrame(origin, axis, normal, width, (np.zeros(0), np.zeros(0)), (np.zeros(0), np.zeros(0)))
-        return MouthFrame(origin, axis, normal, width, frame.locate(upper_xy), frame.locate(lower_xy))
+        return MouthFrame(origin, axis, normal, width, _curve(upper_xy, origin, axis, normal, width),
+                          _curve(lower_xy, origin, axis, normal, width))
 
     def locate(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u, w) of points (K, 2) in this frame, ordered by u."""
-        rel = points - self.origin
-        u, w = rel @ self.axis / self.width, rel @ self.normal
-        order = np.argsort(u)
-        return u[order].astype(np.float32), w[order].astype(np.float32)
+        return _curve(points, self.origin, self.axis, self.normal, self.width)
 
     def curves_at(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Upper and lower inner-lip w at positions u."""

@@ -198,10 +198,7 @@ class PortraitRig:
         triangles = delaunay(parted)
         lines = list(zip(upper[:-1], upper[1:])) + list(zip(lower[:-1], lower[1:]))
         kept = keep_edges(parted, triangles, lines)
-        if kept is None:
-            return triangles if not shift.any() else delaunay(self.source)
-        opening = self._collapsible(kept)
-        if (signed_areas(self.source, kept)[~opening] <= 0).any():
+        if kept is None or (signed_areas(self.source, kept)[~self._collapsible(kept)] <= 0).any():
             return delaunay(self.source)
         return kept
 
