@@ -233,3 +233,8 @@ def test_no_triangle_joins_the_lips_and_an_opening_jaw_parts_them_everywhere(nam
     gap_wanted = wanted[lower, 1] - wanted[upper, 1]
     assert (gap_wanted > 2).all()
     assert (gap_got > 0.9 * gap_wanted).all(), np.round(gap_got / gap_wanted, 2)
+    # opened, the triangles that were closed or crossed in the source sample the parted lips, not a mirror
+    # image (16 folded cells on hallo_ref1 when they sampled the crossed source); a cell or two may fold
+    # where the opening meets the lip, under the mouth layer
+    check = mesh_fold_check(Renderer(portrait.image, portrait.face), expression, head, np.zeros(2))
+    assert check["holes"] == 0 and check["folds"] <= 2, check

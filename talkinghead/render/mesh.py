@@ -154,17 +154,23 @@ class TriangleMesh:
     the collapsible ones, which may be closed or crossed there."""
 
     def __init__(self, sources: np.ndarray, triangles: np.ndarray, collapsible: np.ndarray | None = None,
-                 may_turn_away: np.ndarray | None = None):
+                 may_turn_away: np.ndarray | None = None, opened_sources: np.ndarray | None = None):
         """collapsible: (T,) bool, triangles allowed to shrink to nothing (eye and mouth openings; these
         may also be closed or crossed in the source, a portrait whose lips touch); may_turn_away: (T,)
-        bool, triangles of the face surface, which may face away (then not drawn)."""
+        bool, triangles of the face surface, which may face away (then not drawn); opened_sources: (V, 2)
+        where the collapsible triangles closed or crossed in the source sample instead once they open
+        (the rig: the lips parted), so their map is never mirrored (default: sources)."""
         self.sources = np.asarray(sources, np.float64)
         self.triangles = np.asarray(triangles, int)
         self.source_area = signed_areas(self.sources, self.triangles)  # (T,)
         none = np.zeros(len(self.triangles), bool)
         self.collapsible = none if collapsible is None else np.asarray(collapsible, bool)
-        if ((self.source_area <= 0) & ~self.collapsible).any():
+        closed = self.source_area <= 0
+        if (closed & ~self.collapsible).any():
             raise ValueError("TriangleMesh needs positively wound, non-degenerate source triangles")
+        self.corner_sources = self.sources[self.triangles]  # (T, 3, 2) what each triangle samples
+        if opened_sources is not None:
+            self.corner_sources[closed] = np.asarray(opened_sources, np.float64)[self.triangles[closed]]
         edges = np.concatenate([self.triangles[:, [0, 1]], self.triangles[:, [1, 2]], self.triangles[:, [2, 0]]])
         self.edges = np.unique(np.sort(edges, axis=1), axis=0)  # (E, 2) each edge once
         self.degree = np.bincount(self.edges.ravel(), minlength=len(self.sources)).astype(np.float64)
@@ -225,7 +231,7 @@ class TriangleMesh:
         inverse = _barycentric_inverse(corners[ids], np.ones(len(ids), bool))  # (K, 3, 3)
         which, gx, gy = _scan(inverse, lo[ids], hi[ids])  # grouped by triangle, in that order
         # per triangle, [gx, gy, 1] @ inverse @ corners' sources = source position: one (3, 2) affine map
-        affine = (inverse @ self.sources[self.triangles[ids]])[which]  # (P, 3, 2)
+        affine = (inverse @ self.corner_sources[ids])[which]  # (P, 3, 2)
         out[gy, gx] = gx[:, None] * affine[:, 0] + gy[:, None] * affine[:, 1] + affine[:, 2]
         if not coverage:
             return out, None, None

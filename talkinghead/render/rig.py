@@ -103,10 +103,10 @@ class PortraitRig:
 
         self.n_fixed = len(fixed)
         self.movable = np.arange(len(self.source)) < len(self.source) - self.n_fixed
-        triangles = self._triangulate()
+        triangles, parted = self._triangulate()
         rings = self._outline_rings(triangles)
         self.mesh = TriangleMesh(self.source, triangles, self._collapsible(triangles),
-                                 may_turn_away=self._may_turn_away(triangles, rings))
+                                 may_turn_away=self._may_turn_away(triangles, rings), opened_sources=parted)
         self.depth_weight = self._depth_weights(rings)
         stride = max(2, int(np.ceil(max(self.height, self.width) / GRID_CELLS_LONG_SIDE)))
         # the mesh only moves pixels inside the fixed outer ring: the map lives on that box alone
@@ -175,15 +175,16 @@ class PortraitRig:
         inside = (ring[:, 0] > 2) & (ring[:, 0] < w - 2) & (ring[:, 1] > 2) & (ring[:, 1] < h - 2)
         return np.concatenate([border, ring[inside]])
 
-    def _triangulate(self) -> np.ndarray:
-        """The mesh's triangles: Delaunay, with the inner-lip lines kept as edges, so that no triangle
-        joins the upper lip to the lower one and an opening jaw moves each lip's own texture.
+    def _triangulate(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mesh's triangles, and the source points with the lips parted: Delaunay, with the
+        inner-lip lines kept as edges, so that no triangle joins the upper lip to the lower one and an
+        opening jaw moves each lip's own texture.
 
         A portrait whose lips touch has the two lines on top of each other (or crossed by a fraction of a
         pixel), where no planar mesh can keep both: the triangulation is made on the source with the
         lips parted by LIP_PARTING of their thickness, and the triangles between the two lines (the
-        collapsible mouth opening) are left closed or crossed in the source. Falls back to plain
-        Delaunay if that would turn any other triangle over."""
+        collapsible mouth opening) are left closed or crossed in the source (opened, they sample the
+        parted lips). Falls back to plain Delaunay if that would turn any other triangle over."""
         upper, lower = list(L.LIPS_UPPER_INNER), list(L.LIPS_LOWER_INNER)
         parted = self.source.copy()
         down = self.source[L.LIPS_LOWER_OUTER[5]] - self.source[L.LIPS_UPPER_OUTER[5]]
@@ -199,8 +200,8 @@ class PortraitRig:
         lines = list(zip(upper[:-1], upper[1:])) + list(zip(lower[:-1], lower[1:]))
         kept = keep_edges(parted, triangles, lines)
         if kept is None or (signed_areas(self.source, kept)[~self._collapsible(kept)] <= 0).any():
-            return delaunay(self.source)
-        return kept
+            return delaunay(self.source), self.source
+        return kept, parted
 
     @staticmethod
     def _outline_rings(triangles: np.ndarray) -> np.ndarray:
