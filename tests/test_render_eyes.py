@@ -141,3 +141,29 @@ def test_smooth_lid_meets_both_corners():
     arc = _smooth_lid(lid)
     assert np.allclose(arc[0], lid[0]) and np.allclose(arc[-1], lid[-1])
     assert (np.diff(np.sign(np.diff(arc[:, 1]))) != 0).sum() <= 1  # one turning point: no zigzag
+
+
+def test_the_closed_lids_lash_line_tapers_to_the_corners_and_hangs_below_the_seam():
+    """No even black bar (the old line was one, LASH_WIDTH thick corner to corner): the stroke is
+    thickest a little towards the outer corner, thins to nothing at both corners, and lies below the
+    seam. A flat grey region and a flat seam, so what is measured is the stroke alone."""
+    from types import SimpleNamespace
+
+    from talkinghead.render import eyes
+
+    width, seam_y = 60.0, 25.0
+    x = np.linspace(20, 80, 9)
+    upper = np.stack([x, np.full_like(x, seam_y)], 1)
+    loop = np.concatenate([upper, upper[::-1][1:-1] + [0, 0.5]])  # (16, 2), upper lid first
+    region = np.full((50, 100, 3), 200.0, np.float32)
+    layer = SimpleNamespace(lash=[np.zeros(3, np.float32)] * 2)
+    for eye, outer_x in ((0, 20), (1, 80)):
+        drawn = eyes.EyeLayer._lash_line(layer, region.copy(), loop, (0, 0), 1.0, width, eye)
+        darkness = (200 - drawn[..., 0]) / 200  # 1 where the lash colour fully covers
+        column = darkness.sum(0)  # the stroke's thickness at each x, pixels
+        assert column.max() == pytest.approx(eyes.LASH_WIDTH * width, rel=0.25)
+        assert column[20] < 0.35 * column.max() and column[80] < 0.35 * column.max()  # the corners
+        peak = int(np.argmax(column))
+        assert abs(peak - outer_x) < abs(peak - (100 - outer_x))  # fullest towards the outer corner
+        rows = np.arange(50, dtype=np.float64)
+        assert (darkness.sum(1) * rows).sum() / darkness.sum() > seam_y  # below the seam

@@ -11,8 +11,9 @@ blink nor gaze moves (so it follows the head, foreshortening included, and is ne
 lids), the iris at its target centre: it moves the full requested gaze. Only the part inside the
 target opening is drawn. The lids are the head layer's: the rig brings the upper lid down together
 with the ring above it (lashes, liner), so a closing lid comes down with its own lash line and covers
-the eyeball; the lid casts a soft shadow on the eyeball, and near full closure a thin lash line in
-the portrait's darkest lid colour marks the seam.
+the eyeball; the lid casts a soft shadow on the eyeball, and near full closure a lash line in the
+portrait's darkest lid colour marks the seam: a stroke hanging just below it that is fullest a little
+towards the outer corner and tapers to nothing at both corners, as a closed eye's lashes do.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ IRIS_RINGS = 6  # radial bins of the iris colour used where neither the iris nor
 IRIS_FALLBACK = (70, 55, 45)  # RGB of an iris the portrait does not show at all
 LID_SHADOW = 0.3  # darkening of the eyeball right under a fully lowered upper lid
 LID_SHADOW_WIDTH = 0.06  # eye widths over which the lid's shadow fades
-LASH_WIDTH = 0.08  # lash line thickness at the seam, in eye widths (at least 1 px)
+LASH_WIDTH = 0.08  # lash line thickness at its fullest, in eye widths (it tapers to nothing at the corners)
+LASH_PEAK_SKEW = 0.75  # the lash line is fullest at t = 0.5 ** (1 / this) from the outer corner (0.40)
+LASH_DROP = 0.4  # the line's centre sits this many half-thicknesses below the seam (lashes point down)
+LASH_OPACITY = 1.0
+LASH_TAPER = 0.5  # the thickness profile: sin(pi t) to this power (smaller: fuller towards the corners)
+LASH_SAMPLES = 33
+LASH_SUPERSAMPLE = 4
 LASH_FROM, LASH_FULL = 0.6, 0.95  # the seam's lash line fades in between these lid closures
 LASH_PERCENTILE = 10  # the lash colour: this percentile of brightness along the upper lid
 LID_MOVED_PX = 1.0  # lids this many pixels off their place (2x: fully) use the eyeball without lid-margin
@@ -288,10 +295,26 @@ class EyeLayer:
         return (1 - LID_SHADOW * closure * np.exp(-below)).astype(np.float32)
 
     def _lash_line(self, region: np.ndarray, loop: np.ndarray, offset, fade: float, width: float, eye: int) -> np.ndarray:
-        """Darken a line along the (closing) upper lid, opacity `fade`."""
-        upper = _smooth_lid(loop[: len(loop) // 2 + 1]) - offset
-        thickness = max(1, int(round(LASH_WIDTH * width)))
-        mask = np.zeros(region.shape[:2], np.uint8)
-        cv2.polylines(mask, [np.round(upper * 16).astype(np.int32)], False, 255, thickness, cv2.LINE_AA, 4)
-        a = (mask.astype(np.float32) / 255.0 * fade)[..., None]
+        """Darken the lashes along the (closing) upper lid, opacity `fade`: a stroke that tapers to
+        nothing at both corners, fullest a little toward the outer one, hanging just below the seam
+        (a closed eye's lashes point down), drawn 4x supersampled so that a 1-2 px line keeps its shape."""
+        upper = _smooth_lid(loop[: len(loop) // 2 + 1], LASH_SAMPLES) - offset
+        if (upper[-1, 0] < upper[0, 0]) == (eye == 0):  # t = 0 at the outer corner (eye 0: the image's left)
+            upper = upper[::-1]
+        t = np.linspace(0, 1, len(upper))
+        half = 0.5 * LASH_WIDTH * width * np.sin(np.pi * t ** LASH_PEAK_SKEW) ** LASH_TAPER
+        tangent = np.gradient(upper, axis=0)
+        normal = np.stack([-tangent[:, 1], tangent[:, 0]], 1) / np.maximum(np.linalg.norm(tangent, axis=1), 1e-9)[:, None]
+        normal *= np.where(normal[:, 1:] < 0, -1, 1)  # pointing down the image
+        centre = upper + normal * (LASH_DROP * half)[:, None]
+        scale = LASH_SUPERSAMPLE
+        h, w = region.shape[:2]
+        mask = np.zeros((h * scale, w * scale), np.uint8)
+        points = np.round((centre + 0.5) * scale * 16 - 8).astype(np.int32)  # pixel centres, 4 fractional bits
+        for i in range(len(points) - 1):
+            thickness = int(round((half[i] + half[i + 1]) * scale))
+            if thickness > 0:
+                cv2.line(mask, tuple(points[i]), tuple(points[i + 1]), 255, thickness, cv2.LINE_AA, 4)
+        a = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        a = (a * (LASH_OPACITY * fade))[..., None]
         return region * (1 - a) + self.lash[eye] * a
