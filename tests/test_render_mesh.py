@@ -238,3 +238,30 @@ def test_no_triangle_joins_the_lips_and_an_opening_jaw_parts_them_everywhere(nam
     # where the opening meets the lip, under the mouth layer
     check = mesh_fold_check(Renderer(portrait.image, portrait.face), expression, head, np.zeros(2))
     assert check["holes"] == 0 and check["folds"] <= 2, check
+
+
+@pytest.mark.parametrize("name", ["liveportrait_s10.jpg", "sadtalker_people0.png"])
+def test_a_full_blink_brings_every_upper_lid_point_down_to_the_lower_lid(name, real_file):
+    """liveportrait_s10 (a three-quarter view): the tracker puts a far-side outline vertex (127) inside
+    the far eye, and each opening was a fan from a corner to the upper lid; a closing lid turned those
+    triangles over, and the clamp held the far eye a third open, frontal and more so turned (7 of 12 px
+    at yaw 15). Now the hidden vertex is left out, each opening is a strip between its lids, and the
+    lids close after the head's clamp: every pair meets, frontal, turned and nodding."""
+    from talkinghead.face import landmarks as L
+    from talkinghead.io import load_image
+    from talkinghead.pipeline import prepare_portrait
+    from talkinghead.render.renderer import Renderer
+
+    portrait = prepare_portrait(load_image(real_file(name)), 512)
+    rig = Renderer(portrait.image, portrait.face).rig
+    assert not np.isin(rig.mesh.triangles, rig._hidden_in_eyes()).any()
+    closed = portrait.face.blendshapes.astype(np.float64).copy()
+    closed[[L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.BLENDSHAPE_INDEX["eyeBlinkRight"]]] = 1.0
+    for yaw, pitch in ((0, 0), (15, 0), (-15, 0), (0, -10)):
+        head = np.array([yaw, pitch, 0, 0, 0, 1.0])
+        opened = rig.targets(portrait.face.blendshapes, head, np.zeros(2)).landmarks
+        shut = rig.targets(closed, head, np.zeros(2)).landmarks
+        for upper, lower in ((L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID), (L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID)):
+            before = np.linalg.norm(opened[list(upper)] - opened[list(lower)], axis=1)
+            after = np.linalg.norm(shut[list(upper)] - shut[list(lower)], axis=1)
+            assert before.max() > 5 and after.max() < 0.1 * before.max(), (yaw, pitch, np.round(after, 1))

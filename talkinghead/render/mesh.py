@@ -176,10 +176,12 @@ class TriangleMesh:
         self.degree = np.bincount(self.edges.ravel(), minlength=len(self.sources)).astype(np.float64)
         self.may_turn_away = none if may_turn_away is None else np.asarray(may_turn_away, bool)
 
-    def keep_orientation(self, targets: np.ndarray, base: np.ndarray, movable: np.ndarray) -> np.ndarray:
+    def keep_orientation(self, targets: np.ndarray, base: np.ndarray, movable: np.ndarray,
+                         spread: bool = True) -> np.ndarray:
         """Targets (V, 2) with the motion of offending vertices pulled back towards base (V, 2) (a soft
         clamp), so that no triangle keeps less than MIN_AREA_SHARE of its source area, and none of the
-        collapsible ones turns inside out; base itself must satisfy that."""
+        collapsible ones turns inside out; base itself must satisfy that. `spread`: each pull-back is
+        shared with the neighbours (see _neighbour_mean); without it only the offending vertices give way."""
         alpha = np.ones(len(targets))
         floor = np.where(self.collapsible, -COLLAPSE_EPS * self.source_area, MIN_AREA_SHARE * self.source_area)
         floor[self.may_turn_away & ~self.collapsible] = -np.inf
@@ -192,7 +194,8 @@ class TriangleMesh:
             offending = np.unique(self.triangles[bad])
             offending = offending[movable[offending]]
             alpha[offending] *= CLAMP_STEP
-            alpha = np.where(movable, np.minimum(alpha, (alpha + self._neighbour_mean(alpha)) / 2), alpha)
+            if spread:
+                alpha = np.where(movable, np.minimum(alpha, (alpha + self._neighbour_mean(alpha)) / 2), alpha)
         return out
 
     def _neighbour_mean(self, values: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..face import landmarks as L
@@ -21,6 +22,7 @@ from ..face.pose import HEAD_PIVOT, fit_similarity, head_rotation, upright_frame
 from ..motion.types import HEAD_FIELDS
 from .mouth import MouthFrame, MouthStyle
 from .eyes import EyeLayer
+from .lids import close_lids, gaze_lids
 from .plate import BackgroundPlate
 from .mesh import N_FACE_VERTICES, TriangleMesh, delaunay, keep_edges, signed_areas
 from .warp import Grid, Upsampler
@@ -31,13 +33,7 @@ NECK_FOLLOW = 0.45  # how much the ring's lowest point (the neck) follows the he
 OUTER_RING_SCALE = 3.0  # fixed anchors this far out hold the background
 RING_BORDER_MARGIN = 0.25  # head-ring points closer than this (face widths) to the frame's edge follow the head less
 BORDER_ANCHORS_PER_SIDE = 8
-BLINK_MEET = 0.05  # closed lids meet this far up from the lower lid (fraction of the opening)
-LID_FOLLOWS_GAZE = (0.6, 0.3)  # share of the iris's vertical move the upper and lower lid follow
-LID_FOLD_FOLLOWS_BLINK = 1.0  # share of the upper lid's blink move the ring above it (lashes, liner) follows
-LID_CREASE_FOLLOWS_BLINK = 0.7  # ... and the crease below the brow (the closed lid's skin is stretched over both bands)
-LID_RIDES_IRIS = 0.5  # share of the iris's sideways move the upper lid's arch follows
-LID_FOLD_FOLLOWS_GAZE = 0.5  # share of the upper lid's gaze move the ring above it follows
-BLINK_OVERLAP = 1.0  # the lids meet exactly (the eye-opening triangles may collapse)
+HIDDEN_INSIDE_PX = 0.5  # a face vertex this far inside an eye opening is a hidden one (see _hidden_in_eyes)
 GRID_CELLS_LONG_SIDE = 128  # coarse warp grid resolution
 LIP_PARTING = 0.3  # the mesh is triangulated with touching lips parted by this share of the thinner lip
 TRUSTED_RANGE_STRETCH = 1.3  # coefficients may exceed the fitted range by this factor, no more
@@ -56,14 +52,6 @@ def similarity_2d(source: np.ndarray, target: np.ndarray):
         return np.stack([z.real, z.imag], 1)
 
     return apply
-
-
-def _slide_profile(points: np.ndarray, dx: float, weight: np.ndarray) -> np.ndarray:
-    """(n,) change in height of lid points (n, 3, ordered along the lid) whose outline slides sideways
-    by dx, scaled by weight (n,) (0 keeps a point, e.g. at the corners)."""
-    order = np.argsort(points[:, 0])
-    moved = np.interp(points[:, 0] - dx, points[order, 0], points[order, 1])
-    return weight * (moved - points[:, 1])
 
 
 @dataclass(frozen=True)
@@ -196,12 +184,37 @@ class PortraitRig:
         shift = np.maximum(want - (inner_lo - inner_up) @ down, 0.0) / 2
         parted[upper[1:-1]] -= shift[:, None] * down
         parted[lower[1:-1]] += shift[:, None] * down
-        triangles = delaunay(parted)
+        used = np.setdiff1d(np.arange(len(parted)), self._hidden_in_eyes())
+        triangles = used[delaunay(parted[used])]
         lines = list(zip(upper[:-1], upper[1:])) + list(zip(lower[:-1], lower[1:]))
+        # each eye opening a strip between its lids, every triangle with a corner on both, so that a
+        # closing lid flattens them instead of turning them over (a fan from the corner to the upper lid
+        # alone turned inside out as the lid reached the lower lid's curve, and the clamp held it open);
+        # ... and the band above each upper lid (lashes, liner: it moves with the lid, point for point)
+        # a strip between the lid and its ring, so that no triangle there joins two lid points to one
+        # ring point and turns over as the lid's middle comes down further than its ends
+        for upper, lower, fold in ((L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.EYE_RIGHT_LID_FOLD),
+                                   (L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.EYE_LEFT_LID_FOLD)):
+            lines += list(zip(upper, lower)) + list(zip(upper, fold))
         kept = keep_edges(parted, triangles, lines)
         if kept is None or (signed_areas(self.source, kept)[~self._collapsible(kept)] <= 0).any():
-            return delaunay(self.source), self.source
+            return used[delaunay(self.source[used])], self.source
         return kept, parted
+
+    def _hidden_in_eyes(self) -> np.ndarray:
+        """Face vertices the tracker placed inside an eye opening that are not the eye's own: on a turned
+        face, points of the far side's outline (MediaPipe puts them where the 3D model projects, behind
+        the face). Nothing there can be seen, and in the mesh they tie the lids to the far cheek: a
+        closing lid turned those triangles over and the clamp held the lid open (liveportrait_s10's far
+        eye closed a third of the way). They are left out of the triangulation."""
+        hidden = []
+        for loop in (L.EYE_RIGHT_LOOP, L.EYE_LEFT_LOOP):
+            contour = self.source[list(loop)].astype(np.float32).reshape(-1, 1, 2)
+            for v in np.setdiff1d(np.arange(N_FACE_VERTICES), loop):
+                x, y = self.source[v]
+                if cv2.pointPolygonTest(contour, (float(x), float(y)), True) > HIDDEN_INSIDE_PX:
+                    hidden.append(int(v))
+        return np.array(sorted(set(hidden)), int)
 
     @staticmethod
     def _outline_rings(triangles: np.ndarray) -> np.ndarray:
@@ -256,7 +269,8 @@ class PortraitRig:
         canon += self.basis.displacement(trusted - self.rest_expression, skip=self.skip_rows)
         self._keep_lip_thickness(canon)
         self._close_crossed_lips(canon)
-        closures, shifts = self._blink_and_gaze(canon, expression, gaze)
+        open_lids = canon.copy()
+        closures, shifts = gaze_lids(canon, self.rest_expression, expression, gaze)
 
         yaw, pitch, roll, tx, ty, scale = (float(head[HEAD_FIELDS.index(k)]) for k in HEAD_FIELDS)
         rot = head_rotation(yaw, pitch, roll, self.upright)
@@ -273,6 +287,7 @@ class PortraitRig:
 
         face_3d = self.pose.apply(move(canon, self.depth_weight))  # (478, 3) pixels
         face_px = face_3d[:, :2]
+        lids = face_px[:N_FACE_VERTICES] - self.pose.apply(move(open_lids, self.depth_weight))[:N_FACE_VERTICES, :2]
         ring_src = self.source[self.n_face:self.n_face + self.n_ring]
         ring_3d = self.pose.apply(move(self.ring_canonical))
         ring_px = ring_3d[:, :2]
@@ -284,7 +299,19 @@ class PortraitRig:
         flat = similarity_2d(self.source[rigid], self.pose.apply(move(self.canonical[rigid], self.depth_weight[rigid]))[:, :2])
         ring_base = ring_src + self.ring_border_weight[:, None] * (flat(ring_src) - ring_src)
         base = np.concatenate([flat(self.source[:N_FACE_VERTICES]), ring_base, fixed])
+        # clamped in two steps: the head and face with the lids where they were, then the lids' own
+        # move (gaze, then the blink, made here on the clamped pixels) from there, so that a turned
+        # head's clamp (which pulls whole regions back towards the flat picture) does not hold a closing
+        # lid open, the lids meet on the lower lid as it is shown, and a lid's move is pulled back only
+        # at the vertices that would turn a triangle over (not spread to the neighbours: a corner
+        # point that cannot come all the way down must not hold the whole lid open)
+        wanted[:N_FACE_VERTICES] -= lids
         control = self.mesh.keep_orientation(wanted, base, self.movable)
+        if np.any(lids) or max(closures) > 0:
+            moved = control.copy()
+            moved[:N_FACE_VERTICES] += lids
+            close_lids(moved, closures)
+            control = self.mesh.keep_orientation(moved, control, self.movable, spread=False)
         landmarks = face_px.copy()
         landmarks[:N_FACE_VERTICES] = control[:N_FACE_VERTICES]  # what the mesh shows (irises: their own layer)
         far = float(max(face_3d[:, 2].max(), ring_3d[:, 2].max())) + self.face.width  # the background
@@ -317,39 +344,3 @@ class PortraitRig:
             mid = (up + lo) / 2
             canon[np.array(up_ids)[crossed], 1] = mid[crossed]
             canon[np.array(lo_ids)[crossed], 1] = mid[crossed]
-
-    def _blink_and_gaze(self, canon: np.ndarray, expression: np.ndarray, gaze: np.ndarray):
-        """Close the lids geometrically (full closure at eyeBlink = 1) and move the irises; returns the
-        lid closures (right, left) and the irises' gaze shifts (2, 3, canonical). The ring
-        above each upper lid (lashes, liner) moves with the lid, so a closing lid comes down with its
-        own lash line; the irises do not move with the lids (a closing lid covers them)."""
-        eyes = ((L.BLENDSHAPE_INDEX["eyeBlinkRight"], L.EYE_RIGHT_UPPER_LID, L.EYE_RIGHT_LOWER_LID, L.EYE_RIGHT_LID_FOLD,
-                 L.EYE_RIGHT_CREASE, L.IRIS_RIGHT, L.EYE_RIGHT_OUTER_CORNER, L.EYE_RIGHT_INNER_CORNER),
-                (L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.EYE_LEFT_UPPER_LID, L.EYE_LEFT_LOWER_LID, L.EYE_LEFT_LID_FOLD,
-                 L.EYE_LEFT_CREASE, L.IRIS_LEFT, L.EYE_LEFT_OUTER_CORNER, L.EYE_LEFT_INNER_CORNER))
-        closures, shifts = [], []
-        for k, upper, lower, fold, crease, iris, outer, inner in eyes:
-            rest = float(self.rest_expression[k])
-            closure = float(np.clip((expression[k] - rest) / max(1.0 - rest, 1e-3), 0.0, 1.0))
-            up, lo = canon[list(upper)], canon[list(lower)]
-            lid_move = closure * BLINK_OVERLAP * (1 - BLINK_MEET) * (lo - up)
-            canon[list(upper)] = up + lid_move
-            canon[list(fold)] += LID_FOLD_FOLLOWS_BLINK * lid_move
-            canon[list(crease)] += LID_CREASE_FOLLOWS_BLINK * lid_move
-            canon[list(lower)] = lo + closure * BLINK_OVERLAP * BLINK_MEET * (up - lo)
-            eye_width = float(np.linalg.norm(canon[outer, :2] - canon[inner, :2]))
-            shift = np.zeros(3)
-            shift[:2] = np.asarray(gaze, float) * eye_width
-            canon[list(iris)] += shift
-            # the lids follow the eye up and down (as real lids do), most in the middle and not at the
-            # corners (the opening's height profile), so a vertical gaze shows and the corners stay
-            gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
-            taper = gap / max(float(gap.max()), 1e-6)
-            # ... and the upper lid's arch slides sideways with the eye (it rides on the cornea)
-            arch = _slide_profile(up, LID_RIDES_IRIS * shift[0], taper)
-            canon[list(upper), 1] += LID_FOLLOWS_GAZE[0] * shift[1] * taper + arch
-            canon[list(fold), 1] += LID_FOLD_FOLLOWS_GAZE * (LID_FOLLOWS_GAZE[0] * shift[1] * taper + arch)
-            canon[list(lower), 1] += LID_FOLLOWS_GAZE[1] * shift[1] * taper
-            closures.append(closure)
-            shifts.append(shift)
-        return (closures[0], closures[1]), np.array(shifts)
