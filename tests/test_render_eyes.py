@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -167,3 +168,31 @@ def test_the_closed_lids_lash_line_tapers_to_the_corners_and_hangs_below_the_sea
         assert abs(peak - outer_x) < abs(peak - (100 - outer_x))  # fullest towards the outer corner
         rows = np.arange(50, dtype=np.float64)
         assert (darkness.sum(1) * rows).sum() / darkness.sum() > seam_y  # below the seam
+
+
+def test_a_closed_lid_keeps_its_dark_margin_but_not_stray_sclera_above_the_upper_lid():
+    """The closed lid's skin replaces what the lids would still show of the opening, grown because the
+    tracked outline misses its edge. Above the upper lid that growth covered the lid's own liner and
+    lashes, which come down with the lid (hallo_ref3's closed lid showed a light lens between its liner
+    and the seam): dark pixels there stay the lid's own; bright ones (sclera) are still replaced.
+    A synthetic eye: skin 180, sclera 235, a liner 30 right above the left half of the upper lid, and
+    a sclera fleck 235 above its right half."""
+    from talkinghead.render.eyes import EyeLayer
+
+    image = np.full((80, 200, 3), 180, np.uint8)
+    t = np.linspace(0, np.pi, 9)
+    loops, irises, frames = [], [], []
+    for cx in (50, 150):
+        upper = np.stack([cx - 30 * np.cos(t), 40 - 10 * np.sin(t)], 1)  # corner to corner over the top
+        lower = np.stack([cx + 30 * np.cos(t[1:-1]), 40 + 8 * np.sin(t[1:-1])], 1)
+        loop = np.concatenate([upper, lower])
+        cv2.fillPoly(image, [np.round(loop).astype(np.int32)], (235, 235, 235))
+        loops.append(loop)
+        irises.append(np.array([[cx, 40], [cx + 6, 40], [cx, 34], [cx - 6, 40], [cx, 46]], np.float64))
+        frames.append(np.array([[cx - 30, 40], [cx + 30, 40], [cx, 20], [cx, 55]], np.float64))
+    for cx in (50, 150):  # just above the lid's top (y 30): liner on the left half, sclera on the right
+        image[27:30, cx - 12:cx - 2] = 30
+        image[27:30, cx + 2:cx + 12] = 235
+    layer = EyeLayer(image, loops, irises, frames)
+    liner, fleck, inside = layer.closed_alpha[28, 40:46], layer.closed_alpha[28, 56:60], layer.closed_alpha[40, 45:55]
+    assert liner.max() < 0.5 and fleck.min() > 0.5 and inside.min() > 0.95, (liner, fleck)

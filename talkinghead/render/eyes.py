@@ -131,6 +131,8 @@ class EyeLayer:
         self.centres, self.radii, self.widths, self.lash = [], [], [], []
         h, w = image.shape[:2]
         openings = np.zeros((h, w), np.uint8)
+        margin = np.zeros((h, w), bool)  # dark lid margin (lashes, liner) just above each upper lid
+        luminance = image.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
         for loop, iris in zip(loops, irises):
             centre = iris[0].astype(np.float64)
             radius = max(float(np.linalg.norm(iris[1:] - centre, axis=1).mean()), 1.0)
@@ -142,11 +144,31 @@ class EyeLayer:
             grow = max(2, int(round(OPENING_DILATE * self.widths[-1])))
             cv2.fillPoly(openings, [np.round(loop).astype(np.int32)], 255)
             openings = np.maximum(openings, cv2.dilate(openings, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)))
+            margin |= self._dark_margin(loop, grow, luminance)
         # closed lids: the (grown) openings filled from the surrounding skin, for what the head layer
         # would still show of the portrait's opening when the lids meet (Telea inpainting)
         self.closed = cv2.inpaint(image, openings, 3, cv2.INPAINT_TELEA)
         soft = max(CLOSED_SOFTNESS * float(np.mean(self.widths)), 1.0)
-        self.closed_alpha = cv2.GaussianBlur(openings.astype(np.float32) / 255.0, (0, 0), soft)
+        # ... but not over the dark lid margin above the upper lid: it comes down with the lid, and closed
+        # its lashes and liner belong at the seam (replaced, hallo_ref3's closed lid showed a light lens
+        # between its liner and the seam); bright pixels there (sclera the tracked outline missed) still go
+        shown = np.where(margin, 0, openings).astype(np.float32) / 255.0
+        self.closed_alpha = cv2.GaussianBlur(shown, (0, 0), soft)
+
+    def _dark_margin(self, loop: np.ndarray, grow: int, luminance: np.ndarray) -> np.ndarray:
+        """(H, W) bool: pixels of the band `grow` + 2 px above the upper lid darker than halfway between
+        the lash colour and the opening's brightest tenth (its sclera)."""
+        h, w = luminance.shape
+        upper = loop[: len(loop) // 2 + 1]
+        band = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(band, [np.round(np.concatenate([upper, upper[::-1] - (0, grow + 2)])).astype(np.int32)], 255)
+        inside = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(inside, [np.round(loop).astype(np.int32)], 255)
+        if not inside.any():
+            return np.zeros((h, w), bool)
+        sclera = float(np.percentile(luminance[inside > 0], 90))
+        lash = float(self.lash[-1] @ np.float32([0.299, 0.587, 0.114]))
+        return (band > 0) & (inside == 0) & (luminance < (sclera + lash) / 2)
 
     def _prepare(self, loop: np.ndarray, centre: np.ndarray, radius: float, width: float) -> None:
         """Write one eye's eyeball texture (self.ball), completed iris (self.iris) and iris alpha."""
