@@ -347,11 +347,22 @@ async def _send_within(sending, seconds: float) -> None:
     """Await a send; a client that leaves it unread for `seconds` is cut (_SlowClient). The send is left
     to finish (cancelling one mid-frame would break the connection before the error can be sent)."""
     task = asyncio.ensure_future(sending)
-    done, _ = await asyncio.wait({task}, timeout=seconds)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:  # the session is being torn down while a send is in flight
+        task.add_done_callback(_retrieve)
+        raise
     if not done:
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no "never retrieved" log
+        task.add_done_callback(_retrieve)
         raise _slow_client(seconds)
     task.result()
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    """Done callback for a send left to finish on its own: its error (the client has gone) is taken,
+    so asyncio does not log 'Task exception was never retrieved' with a traceback."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _send_frames(ws: WebSocket, outbox: _Outbox, max_wait: float) -> None:
