@@ -232,11 +232,14 @@ def test_deeply_nested_direction_is_one_clear_error(tmp_path):
 
 
 def motion_csv(frames: int) -> str:
-    header = ",".join(motion_files.CSV_COLUMNS)
-    zeros = ",".join(["0"] * (len(motion_files.CSV_COLUMNS) - 5) + ["1", "0", "0"])  # HeadScale 1
-    rows = [f"{i // 90000:02d}:{i // 1500 % 60:02d}:{i // 25 % 60:02d}:{i % 25:02d}.000,61,{zeros}"
-            for i in range(frames)]
-    return header + "\n" + "\n".join(rows) + "\n"
+    """A Live Link CSV of `frames` rows, made as benchmarks/bench_motion_files.py makes its large one."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_motion_files.py"
+    spec = importlib.util.spec_from_file_location("bench_motion_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.live_link_csv(frames)
 
 
 def test_motion_file_over_the_row_limit_is_refused_before_parsing(tmp_path, monkeypatch):

@@ -46,6 +46,7 @@ IRIS_KEEP_INSIDE = 0.2  # the iris centre stays this share of the opening's heig
 IRIS_KEEP_FROM_CORNER = 0.5  # ... and this many iris radii from each corner (soft)
 OPENING_DILATE = 0.06  # eye widths: the opening as the tracker outlined it, grown by this (landmarks miss its edge)
 CLOSED_SOFTNESS = 0.04  # eye widths: blur of the lid-skin patch's edge (no seam where it meets the lid)
+LUMA = np.float32([0.299, 0.587, 0.114])  # RGB -> luminance (Rec. 601)
 SKIN_FROM, SKIN_FULL = 0.5, 0.9  # closures over which what the lids would still show of the opening becomes lid skin
 
 
@@ -101,6 +102,21 @@ def _keep_inside(loop: np.ndarray, centre: np.ndarray, radius: float) -> np.ndar
     return np.array([x, _soft_clip(float(centre[1]), top + margin, bottom - margin)])
 
 
+def _dark_margin(loop: np.ndarray, grow: int, luminance: np.ndarray, lash: float) -> np.ndarray:
+    """(H, W) bool: pixels of the band `grow` + 2 px above the upper lid (the loop's first half) darker
+    than halfway between the lash luminance and the opening's brightest tenth (its sclera)."""
+    h, w = luminance.shape
+    upper = loop[: len(loop) // 2 + 1]
+    band = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(band, [np.round(np.concatenate([upper, upper[::-1] - (0, grow + 2)])).astype(np.int32)], 255)
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inside, [np.round(loop).astype(np.int32)], 255)
+    if not inside.any():
+        return np.zeros((h, w), bool)
+    sclera = float(np.percentile(luminance[inside > 0], 90))
+    return (band > 0) & (inside == 0) & (luminance < (sclera + lash) / 2)
+
+
 def _smooth_lid(lid: np.ndarray, samples: int = 17) -> np.ndarray:
     """(samples, 2) smooth arc through a lid's points (n, 2), corner to corner: its height over the
     corner-to-corner line fitted with t (1 - t) (a + b t), so the arc meets both corners (a closed
@@ -132,19 +148,20 @@ class EyeLayer:
         h, w = image.shape[:2]
         openings = np.zeros((h, w), np.uint8)
         margin = np.zeros((h, w), bool)  # dark lid margin (lashes, liner) just above each upper lid
-        luminance = image.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+        luminance = image.astype(np.float32) @ LUMA
         for loop, iris in zip(loops, irises):
             centre = iris[0].astype(np.float64)
             radius = max(float(np.linalg.norm(iris[1:] - centre, axis=1).mean()), 1.0)
             self.centres.append(centre)
             self.radii.append(radius)
             self.widths.append(float(np.ptp(loop[:, 0])))
-            self.lash.append(self._lash_colour(loop))
+            lash = self._lash_colour(loop)
+            self.lash.append(lash)
             self._prepare(loop, centre, radius, self.widths[-1])
             grow = max(2, int(round(OPENING_DILATE * self.widths[-1])))
             cv2.fillPoly(openings, [np.round(loop).astype(np.int32)], 255)
             openings = np.maximum(openings, cv2.dilate(openings, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)))
-            margin |= self._dark_margin(loop, grow, luminance)
+            margin |= _dark_margin(loop, grow, luminance, float(lash @ LUMA))
         # closed lids: the (grown) openings filled from the surrounding skin, for what the head layer
         # would still show of the portrait's opening when the lids meet (Telea inpainting)
         self.closed = cv2.inpaint(image, openings, 3, cv2.INPAINT_TELEA)
@@ -154,21 +171,6 @@ class EyeLayer:
         # between its liner and the seam); bright pixels there (sclera the tracked outline missed) still go
         shown = np.where(margin, 0, openings).astype(np.float32) / 255.0
         self.closed_alpha = cv2.GaussianBlur(shown, (0, 0), soft)
-
-    def _dark_margin(self, loop: np.ndarray, grow: int, luminance: np.ndarray) -> np.ndarray:
-        """(H, W) bool: pixels of the band `grow` + 2 px above the upper lid darker than halfway between
-        the lash colour and the opening's brightest tenth (its sclera)."""
-        h, w = luminance.shape
-        upper = loop[: len(loop) // 2 + 1]
-        band = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(band, [np.round(np.concatenate([upper, upper[::-1] - (0, grow + 2)])).astype(np.int32)], 255)
-        inside = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(inside, [np.round(loop).astype(np.int32)], 255)
-        if not inside.any():
-            return np.zeros((h, w), bool)
-        sclera = float(np.percentile(luminance[inside > 0], 90))
-        lash = float(self.lash[-1] @ np.float32([0.299, 0.587, 0.114]))
-        return (band > 0) & (inside == 0) & (luminance < (sclera + lash) / 2)
 
     def _prepare(self, loop: np.ndarray, centre: np.ndarray, radius: float, width: float) -> None:
         """Write one eye's eyeball texture (self.ball), completed iris (self.iris) and iris alpha."""
