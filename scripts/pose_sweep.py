@@ -6,7 +6,9 @@
 
 For each portrait: every pose of talkinghead.render.sweep is rendered at 512 px and re-tracked frame by
 frame (MediaPipe image mode). Figures: re-tracked yaw / pitch against requested (correlation, slope;
-rotation relative to the portrait's own landmarks), re-tracked iris offset against requested gaze
+the rotation relative to the portrait's own landmarks, read about the head's own upright axes, the
+convention the request is made in: metrics.head_angles; `*_camera` in sweep.json reads the same turn
+about the camera's axes, where the roll of a head already turned sideways also shows as pitch), re-tracked iris offset against requested gaze
 (slope, eye widths; iris_slope_fixed: the same against the portrait's own eye corners, which the
 gaze frames do not move, since the tracker drags its corners along with the iris and lids), share of full blinks the tracker scores closed (mean eyeBlink >= 0.5), faces
 found, dlib identity distance to the portrait averaged over the extreme poses (as `talkinghead eval`),
@@ -98,7 +100,8 @@ def render_sweep(portrait, poses, config=None) -> tuple[list[np.ndarray], list[t
 def measure_portrait(path: Path, size: int, encoder, config=None) -> tuple[dict, list[np.ndarray]]:
     """Render, re-track and score one portrait; returns its row and its frames."""
     from talkinghead.evaluation import identity
-    from talkinghead.evaluation.metrics import head_rotations
+    from talkinghead.evaluation.metrics import head_angles, head_rotations
+    from talkinghead.face.expression import load_basis
     from talkinghead.face.measure import blink_score
     from talkinghead.face.tracking import track_frames
     from talkinghead.io import load_image
@@ -110,7 +113,9 @@ def measure_portrait(path: Path, size: int, encoder, config=None) -> tuple[dict,
     frames, folds, checks = render_sweep(portrait, poses, config)
     track = track_frames(frames, FPS, video=False)
     reference = portrait.face.landmarks
-    rotations = head_rotations(track.landmarks, reference)  # (T, 3) yaw, pitch, roll
+    # (T, 3) yaw, pitch, roll about the head's own upright axes, the convention the request is made in
+    rotations = head_angles(track.landmarks, reference, load_basis().mean_shape)
+    camera = head_rotations(track.landmarks, reference)  # the same about the camera's axes (for comparison)
     requested = np.array([[p.yaw, p.pitch, p.roll] for p in poses])
     gaze_ids = [i for i, p in enumerate(poses) if p.name.startswith("gaze") or p.name == "neutral"]
     iris = iris_offsets(track.landmarks[gaze_ids]) - iris_offsets(reference[None])[0]
@@ -121,6 +126,7 @@ def measure_portrait(path: Path, size: int, encoder, config=None) -> tuple[dict,
     row = {"portrait": path.stem, "frames": len(poses), "found": int(track.found.sum())}
     for k, name in enumerate(("yaw", "pitch", "roll")):
         row[f"{name}_slope"], row[f"{name}_corr"] = _slope_corr(requested[:, k], rotations[:, k])
+        row[f"{name}_slope_camera"], row[f"{name}_corr_camera"] = _slope_corr(requested[:, k], camera[:, k])
     row["iris_slope_x"], _ = _slope_corr(asked[:, 0], iris[:, 0])
     row["iris_slope_y"], _ = _slope_corr(asked[:, 1], iris[:, 1])
     row["iris_slope"], _ = _slope_corr(asked.ravel(), iris.ravel())
@@ -138,7 +144,7 @@ def measure_portrait(path: Path, size: int, encoder, config=None) -> tuple[dict,
         extremes = [i for i, p in enumerate(poses) if p.extreme and track.found[i]]
         row["identity_extremes"] = float(np.mean([identity.distance(ref, encoder.descriptor(frames[i], track.landmarks[i]))
                                                   for i in extremes])) if extremes else float("nan")
-    row["_requested"], row["_rotations"] = requested.tolist(), rotations.tolist()
+    row["_requested"], row["_rotations"], row["_rotations_camera"] = requested.tolist(), rotations.tolist(), camera.tolist()
     row["_gaze_asked"], row["_iris"], row["_iris_fixed"] = asked.tolist(), iris.tolist(), iris_fixed.tolist()
     return row, frames
 
@@ -188,12 +194,14 @@ def pooled(rows: list[dict]) -> dict:
     """Figures over every frame of every portrait (the issue's 'whole sweep')."""
     requested = np.concatenate([np.array(r["_requested"]) for r in rows])
     rotations = np.concatenate([np.array(r["_rotations"]) for r in rows])
+    camera = np.concatenate([np.array(r["_rotations_camera"]) for r in rows])
     asked = np.concatenate([np.array(r["_gaze_asked"]) for r in rows])
     iris = np.concatenate([np.array(r["_iris"]) for r in rows])
     out = {"portraits": len(rows), "frames": int(sum(r["frames"] for r in rows)),
            "found": int(sum(r["found"] for r in rows))}
     for k, name in enumerate(("yaw", "pitch", "roll")):
         out[f"{name}_slope"], out[f"{name}_corr"] = _slope_corr(requested[:, k], rotations[:, k])
+        out[f"{name}_slope_camera"], out[f"{name}_corr_camera"] = _slope_corr(requested[:, k], camera[:, k])
     out["iris_slope_x"], _ = _slope_corr(asked[:, 0], iris[:, 0])
     out["iris_slope_y"], _ = _slope_corr(asked[:, 1], iris[:, 1])
     out["iris_slope"], _ = _slope_corr(asked.ravel(), iris.ravel())

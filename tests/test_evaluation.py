@@ -160,6 +160,28 @@ def test_head_rotation_recovered(track):
     assert metrics.rotation_spread(rotations) == pytest.approx(np.sqrt(yaws.var() / 3), rel=0.02)
 
 
+def test_head_angles_read_a_turn_back_in_the_axes_it_was_made_in_whatever_way_the_head_faces():
+    from talkinghead.face.expression import load_basis
+    from talkinghead.face.pose import head_rotation, upright_frame
+
+    canonical = load_basis().mean_shape.astype(np.float64)
+    frame = upright_frame(canonical)
+    portrait_pose = head_rotation(28.0, -9.0, 6.0, frame)  # a portrait looking over its shoulder
+
+    def image_of(rotation):  # canonical -> pixels, as the renderer places a head (x right, y down)
+        return 200.0 * canonical @ rotation.T + np.array([256.0, 256.0, 0.0])
+
+    reference = image_of(portrait_pose)
+    asked = np.array([[0, 0, 15], [0, 0, -15], [20, 0, 0], [0, -12, 0], [-10, 8, 5]], np.float64)
+    series = np.stack([image_of(portrait_pose @ head_rotation(*a, frame)) for a in asked])
+    assert np.allclose(metrics.head_angles(series, reference, canonical), asked, atol=0.01)
+    # about the camera's axes the same rolls also read as nods: the convention the sweep used to mix
+    camera = metrics.head_rotations(series, reference)
+    assert abs(camera[0, 1]) > 3 and abs(camera[1, 1]) > 3
+    nan = np.full_like(reference, np.nan)
+    assert np.isnan(metrics.head_angles(nan[None], reference, canonical)).all()
+
+
 def test_background_change_only_counts_outside_the_head(real_file, track):
     frame = next(iter(read_video_frames(real_file(CLIP))))
     head = metrics.head_region(frame.shape, track.landmarks[0])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..face import landmarks as L
-from ..face.pose import fit_similarity, rotation_to_euler
+from ..face.pose import fit_similarity, head_euler, rotation_to_euler, upright_frame
 from ..face.measure import eye_opening, interocular
 
 MAX_LAG_FRAMES = 8  # lip-sync offset search window, frames either way
@@ -90,6 +90,25 @@ def head_rotations(series: np.ndarray, reference: np.ndarray) -> np.ndarray:
     for t, frame in enumerate(np.asarray(series, np.float64)):
         if np.isfinite(frame).all():
             out[t] = rotation_to_euler(fit_similarity(frame, reference).rotation)
+    return out
+
+
+def head_angles(series: np.ndarray, reference: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+    """(T, 3) yaw, pitch, roll in degrees of each frame's head relative to `reference`'s, about the head's
+    own upright axes (face.pose.upright_frame of `canonical`, the expression basis's mean shape); NaN
+    where no face.
+
+    This is the convention of Motion's head angles (a driving video's are made this way, and the renderer
+    turns the portrait's head by them), so a rendered request reads back as itself whatever way the
+    portrait's head already faces. head_rotations reads the same turn about the camera's axes, where a
+    roll of a head already turned sideways also shows as a pitch."""
+    canonical = np.asarray(canonical, np.float64)
+    frame = upright_frame(canonical)
+    r0 = fit_similarity(np.asarray(reference, np.float64), canonical).rotation
+    out = np.full((len(series), 3), np.nan)
+    for t, landmarks in enumerate(np.asarray(series, np.float64)):
+        if np.isfinite(landmarks).all():
+            out[t] = head_euler(r0.T @ fit_similarity(landmarks, canonical).rotation, frame)
     return out
 
 
