@@ -12,7 +12,7 @@ import pytest
 from talkinghead.render.folds import jacobian_determinant, mesh_fold_check
 from talkinghead.render.mesh import MIN_AREA_SHARE, TriangleMesh, delaunay, keep_edges, signed_areas
 from talkinghead.render.sweep import sweep_motion, sweep_poses
-from talkinghead.render.warp import Grid
+from talkinghead.render.warp import Grid, Upsampler, folded_cells, untangle
 
 FOLD_SHARE_LIMIT = 0.01  # regression guard: share of single-layer grid cells allowed to fold (target: 0)
 
@@ -36,6 +36,27 @@ def test_jacobian_determinant_of_known_maps():
     folded = identity.copy()
     folded[:, 15:, 0] = 30 - folded[:, 15:, 0]  # the right half mirrored: a fold
     assert (jacobian_determinant(folded)[:, 15:] < 0).all()
+
+
+def test_untangle_unfolds_a_folded_grid_cell_and_leaves_the_rest_alone():
+    stride = 4
+    rows, cols = np.mgrid[0:24, 0:24].astype(np.float32)
+    identity = np.stack([cols, rows], -1) * stride
+    assert untangle(identity, stride) is identity  # nothing folded: the same map, untouched
+    folded = identity.copy()
+    folded[10, 10] += (9.0, 7.0)  # pushed past its right and lower neighbours: four cells turn over
+    assert folded_cells(folded).sum() >= 3
+    out = untangle(folded, stride)
+    assert not folded_cells(out).any()
+    moved = np.abs(out - folded).max(-1) > 0
+    assert moved[10, 10] and moved.sum() <= 16  # only grid points near the fold move
+    np.testing.assert_array_equal(out[:6], folded[:6])
+    # once upsampled as the renderer does, no pixel of the map is mirrored (the issue's fold check)
+    grid = Grid.for_box(0, 0, 80, 80, stride)
+    upsample = Upsampler(grid, (0, 0, 80, 80))
+    fine = upsample(np.ascontiguousarray(out[:grid.rows, :grid.cols]))
+    assert (jacobian_determinant(fine) > 0).all()
+    assert (jacobian_determinant(upsample(np.ascontiguousarray(folded[:grid.rows, :grid.cols]))) <= 0).any()
 
 
 def test_backward_map_inverts_an_affine_motion_exactly():
@@ -83,11 +104,22 @@ def _sweep_checks(renderer, expression):
                    for i in range(len(poses))]
 
 
+def _no_pixel_folds(renderer, expression, label: str) -> None:
+    """The issue's fold check: the head layer's full-resolution sampling map has a positive Jacobian
+    determinant at every pixel, in every sweep frame."""
+    poses = sweep_poses()
+    motion = sweep_motion(expression, poses)
+    for i, pose in enumerate(poses):
+        det = jacobian_determinant(renderer.sampling_map(motion.expression[i], motion.head[i], motion.gaze[i]))
+        assert (det > 0).all(), f"{label} {pose.name}: {(det <= 0).sum()} pixels with det <= 0, min {det.min():.3f}"
+
+
 def test_sweep_on_the_astronaut_has_no_holes_and_few_folds(astronaut_pipeline):
     poses, checks = _sweep_checks(astronaut_pipeline.renderer, astronaut_pipeline.portrait.face.blendshapes)
     for pose, check in zip(poses, checks):
         assert check["holes"] == 0, f"{pose.name}: {check['holes']} grid points drawn by no triangle (a tear)"
         assert check["folds"] <= FOLD_SHARE_LIMIT * check["cells"], f"{pose.name}: {check}"
+    _no_pixel_folds(astronaut_pipeline.renderer, astronaut_pipeline.portrait.face.blendshapes, "astronaut")
 
 
 def test_rendering_is_deterministic_and_the_gaze_moves_the_iris(astronaut_pipeline):
@@ -102,7 +134,7 @@ def test_rendering_is_deterministic_and_the_gaze_moves_the_iris(astronaut_pipeli
 
 
 @pytest.mark.slow
-def test_sweep_on_every_real_portrait_has_no_holes_and_few_folds(real_data):
+def test_sweep_on_every_real_portrait_has_no_holes_and_no_folded_pixel(real_data):
     from talkinghead.errors import TalkingHeadError
     from talkinghead.io import load_image
     from talkinghead.pipeline import prepare_portrait
@@ -113,10 +145,12 @@ def test_sweep_on_every_real_portrait_has_no_holes_and_few_folds(real_data):
             portrait = prepare_portrait(load_image(path), 512, path.name)
         except TalkingHeadError:
             continue
-        poses, checks = _sweep_checks(Renderer(portrait.image, portrait.face), portrait.face.blendshapes)
+        renderer = Renderer(portrait.image, portrait.face)
+        poses, checks = _sweep_checks(renderer, portrait.face.blendshapes)
         for pose, check in zip(poses, checks):
             assert check["holes"] == 0, f"{path.name} {pose.name}: tear"
             assert check["folds"] <= FOLD_SHARE_LIMIT * check["cells"], f"{path.name} {pose.name}: {check}"
+        _no_pixel_folds(renderer, portrait.face.blendshapes, path.name)
 
 
 def test_opencv_delaunay_matches_qhull_and_falls_back_on_coincident_points():

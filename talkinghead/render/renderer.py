@@ -15,6 +15,7 @@ from ..face.landmarker import FaceObservation
 from ..motion.types import Motion
 from .mouth import MouthFrame, draw_mouth_interior
 from .rig import PortraitRig
+from .warp import untangle
 
 
 
@@ -60,6 +61,7 @@ class Renderer:
         on rig.head_grid that the first was upsampled from."""
         rig = self.rig
         coarse, _, _ = rig.mesh.backward_map(targets.control, targets.depth, rig.head_grid, coverage=False)
+        coarse = untangle(coarse, rig.head_grid.stride)  # no grid cell turns over once upsampled
         head_map = rig.head_upsample(coarse)
         target_mouth = MouthFrame.from_lips(targets.landmarks[list(L.LIPS_UPPER_INNER)],
                                             targets.landmarks[list(L.LIPS_LOWER_INNER)])

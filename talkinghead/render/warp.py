@@ -1,7 +1,8 @@
 """The coarse sampling grid of the head layer and its bilinear upsampling to every pixel.
 
-The mesh (render/mesh.py) computes the backward map on a `Grid`; an `Upsampler` brings it to every
-pixel of the head box before the portrait is sampled once with cv2.remap.
+The mesh (render/mesh.py) computes the backward map on a `Grid`; `untangle` makes every grid cell of
+it keep its orientation, and an `Upsampler` brings it to every pixel of the head box before the
+portrait is sampled once with cv2.remap.
 """
 
 from __future__ import annotations
@@ -65,3 +66,57 @@ class Upsampler:
     def __call__(self, coarse: np.ndarray) -> np.ndarray:
         """(rows, cols, C) float32 -> (y1 - y0, x1 - x0, C) float32."""
         return cv2.resize(coarse, self._size, interpolation=cv2.INTER_LINEAR)[self._crop]
+
+
+UNTANGLE_PASSES = 30  # at most this many smoothing passes (a few cells of a frame need 1-5)
+UNTANGLE_WEIGHT = 0.5  # each pass moves an offending grid point this share of the way to its neighbours' mean
+MIN_CORNER_DET = 1e-6  # a cell corner's cross product must exceed this share of an unmoved cell's (stride^2): positive
+
+
+def folded_cells(coarse: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """(rows - 1, cols - 1) bool: grid cells of a map (rows, cols, 2) where the cross product of the
+    cell's two edges at one of its four corners is at or below floor.
+
+    The map bilinearly interpolated inside a cell, f(u, v) = a + b u + c v + d u v, has the Jacobian
+    determinant b x c + u (b x d) + v (d x c): affine in u and v, so it is positive over the whole cell
+    exactly when it is at the four corners, where it is these cross products."""
+    m = np.asarray(coarse)
+    across = m[:, 1:] - m[:, :-1]
+    down = m[1:] - m[:-1]
+    ax, ay, dx, dy = across[..., 0], across[..., 1], down[..., 0], down[..., 1]
+    bad = np.zeros((m.shape[0] - 1, m.shape[1] - 1), bool)
+    for a in (slice(None, -1), slice(1, None)):  # top and bottom edge of each cell
+        for d in (slice(None, -1), slice(1, None)):  # left and right edge
+            bad |= ax[a] * dy[:, d] - ay[a] * dx[:, d] <= floor
+    return bad
+
+
+def untangle(coarse: np.ndarray, stride: int) -> np.ndarray:
+    """The coarse map (rows, cols, 2) with every cell positively oriented at its four corners, so the
+    map upsampled from it keeps its orientation at every pixel (no mirrored sliver).
+
+    A piecewise-affine map sampled on a grid can give a cell whose corners come from two triangles
+    with very different maps (a compressed cheek next to stretched hair at a large turn, the far side of
+    an occlusion edge, a stretched mouth opening): its bilinear interpolant then turns over inside the
+    cell, though the mesh itself does not. Only the corners of such cells move, a share of the way to
+    their four neighbours' mean per pass (local Laplacian untangling), until none is left; unmoved
+    maps and every other cell are returned unchanged, to the bit."""
+    floor = MIN_CORNER_DET * stride * stride
+    bad = folded_cells(coarse, floor)
+    if not bad.any():
+        return coarse
+    m = coarse.astype(np.float64)
+    for _ in range(UNTANGLE_PASSES):
+        corners = np.zeros(m.shape[:2], bool)
+        for dy in (0, 1):
+            for dx in (0, 1):
+                corners[dy:dy + bad.shape[0], dx:dx + bad.shape[1]] |= bad
+        i, j = np.nonzero(corners)
+        up, down = np.maximum(i - 1, 0), np.minimum(i + 1, m.shape[0] - 1)
+        left, right = np.maximum(j - 1, 0), np.minimum(j + 1, m.shape[1] - 1)
+        mean = (m[up, j] + m[down, j] + m[i, left] + m[i, right]) / 4  # every point moves from the same pass's values
+        m[i, j] += UNTANGLE_WEIGHT * (mean - m[i, j])
+        bad = folded_cells(m, floor)
+        if not bad.any():
+            break
+    return m.astype(coarse.dtype)
