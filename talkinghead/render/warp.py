@@ -99,8 +99,9 @@ def untangle(coarse: np.ndarray, stride: int) -> np.ndarray:
     with very different maps (a compressed cheek next to stretched hair at a large turn, the far side of
     an occlusion edge, a stretched mouth opening): its bilinear interpolant then turns over inside the
     cell, though the mesh itself does not. Only the corners of such cells move, a share of the way to
-    their four neighbours' mean per pass (local Laplacian untangling), until none is left; unmoved
-    maps and every other cell are returned unchanged, to the bit."""
+    their four neighbours' mean per pass (local Laplacian untangling), until none is left (at most
+    UNTANGLE_PASSES passes; the pose sweep's frames need a few); a map with nothing to mend is returned
+    as it is, and every cell away from the mended ones keeps its values to the bit."""
     floor = MIN_CORNER_DET * stride * stride
     bad = folded_cells(coarse, floor)
     if not bad.any():
@@ -108,9 +109,9 @@ def untangle(coarse: np.ndarray, stride: int) -> np.ndarray:
     m = coarse.astype(np.float64)
     for _ in range(UNTANGLE_PASSES):
         corners = np.zeros(m.shape[:2], bool)
-        for dy in (0, 1):
-            for dx in (0, 1):
-                corners[dy:dy + bad.shape[0], dx:dx + bad.shape[1]] |= bad
+        for row in (0, 1):
+            for col in (0, 1):
+                corners[row:row + bad.shape[0], col:col + bad.shape[1]] |= bad
         i, j = np.nonzero(corners)
         up, down = np.maximum(i - 1, 0), np.minimum(i + 1, m.shape[0] - 1)
         left, right = np.maximum(j - 1, 0), np.minimum(j + 1, m.shape[1] - 1)
