@@ -260,6 +260,35 @@ def test_tiny_training_is_deterministic_and_learns():
     assert set(first.weights) == set(parameter_shapes(config.model))
 
 
+def test_training_asks_for_a_gpu_only_where_torch_sees_one():
+    torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    from talkinghead.training.motion_train import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(TalkingHeadError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TalkingHeadError, match="sees no GPU"):
+            resolve_device("cuda")
+
+
+def test_training_on_a_gpu_agrees_with_the_cpu():
+    torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here (CI has none; the device tool's machines run it)")
+    from talkinghead.training.motion_train import CONFIGS, train
+
+    config = replace(CONFIGS["tiny"], steps=80, validate_every=20)
+    on_cpu, on_gpu = train(synthetic_clips(), config), train(synthetic_clips(), config, device="cuda")
+    assert on_gpu.info["device"] != "cpu"
+    cpu_losses = [h["validation"] for h in on_cpu.info["history"]]
+    gpu_losses = [h["validation"] for h in on_gpu.info["history"]]
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=0.02)  # same batches and noise; float order differs
+    for k in on_cpu.weights:
+        np.testing.assert_allclose(on_gpu.weights[k], on_cpu.weights[k], atol=0.02, err_msg=k)
+
+
 def test_pipeline_runs_the_diffusion_generator_from_a_checkpoint_file(tmp_path, astronaut_pipeline_with, demo_audio):
     path = tmp_path / "tiny.npz"
     random_model(scale=0.1).save(path)

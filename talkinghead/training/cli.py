@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 CONFIG_NAMES = ("tiny", "cpu", "cpu_causal", "gpu")  # training/motion_train.CONFIGS (torch is imported lazily)
+DEVICES = ("auto", "cpu", "cuda")  # training/motion_train.DEVICES
 EXAMPLES = """examples:
   pip install 'talkinghead[train]'    # torch 2.13.0, CPU build
   talkinghead data prepare ../shared/data/train --out build/train --speakers scripts/train_speakers.tsv
@@ -32,6 +33,9 @@ def add_parser(subparsers) -> None:
     q.add_argument("--out", type=Path, required=True, help="checkpoint to write (.npz)")
     q.add_argument("--steps", type=int, help="override the config's number of steps")
     q.add_argument("--seed", type=int, help="override the config's seed (default 0)")
+    q.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the network trains: auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda "
+                        "(default: auto)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(run=run)
@@ -55,18 +59,21 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from .motion_data import load_dataset
-    from .motion_train import CONFIGS, train, with_overrides
+    from .motion_train import CONFIGS, resolve_device, train, with_overrides
 
     config = with_overrides(CONFIGS[args.config], args.steps, args.seed)
     try:
+        device = resolve_device(args.device)
         clips = load_dataset(args.data, config.model.fps)
-        with tqdm(total=config.steps, disable=args.quiet, desc="training", unit="step") as bar:
-            model = train(clips, config, lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")))
+        with tqdm(total=config.steps, disable=args.quiet, desc=f"training on {device}", unit="step") as bar:
+            model = train(clips, config, lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")),
+                          device)
     except TalkingHeadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     model.save(args.out)
     last = model.info["history"][-1]
     print(f"wrote {args.out}: {len(model.info['clips'])} clips, {model.info['train_frames']} frames, "
-          f"{config.steps} steps in {model.info['seconds']} s, validation loss {last['validation']:.3f}")
+          f"{config.steps} steps in {model.info['seconds']} s on {model.info['device']}, "
+          f"validation loss {last['validation']:.3f}")
     return 0

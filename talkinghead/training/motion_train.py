@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from ..errors import TalkingHeadError
 from ..face import landmarks as L
 from ..motion.learned.checkpoint import ModelConfig, MotionModel
 from ..motion.learned.denoiser import loss_weights, scalings
@@ -25,6 +26,8 @@ from ..motion.mixer import REGION_INDEX
 from .motion_data import Clip, WindowSampler, statistics
 from .motion_network import MotionTransformerTorch, export_weights
 
+DEVICES = ("auto", "cpu", "cuda")  # where training runs (resolve_device)
+PROGRESS_LOSS_EVERY = 20  # steps between the progress bar's loss readings
 P_MEAN, P_STD = -1.2, 1.2  # EDM's training noise distribution (log-normal sigma)
 MIRRORED_HEAD = np.array([-1, 1, -1, -1, 1, 1], np.float32)  # yaw, roll and tx change sign in a mirror
 MIRRORED_EXPRESSION = np.array([L.BLENDSHAPE_INDEX[n.replace("Left", "#").replace("Right", "Left").replace("#", "Right")]
@@ -122,8 +125,10 @@ def denoising_loss(net: torch.nn.Module, inputs: dict[str, torch.Tensor], sigma:
                    model: ModelConfig, dims: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted ||D(clean + sigma n) - clean||^2 (denoiser.loss_weights per noise level, `dims` per
     dimension; for EDM, the F-space MSE)."""
-    c_skip, c_out, c_in, c_noise = (_tensor(v) for v in scalings(sigma.numpy(), model.sigma_data, model.prediction))
-    weight = _tensor(loss_weights(sigma.numpy(), model.sigma_data, model.prediction))
+    levels = sigma.cpu().numpy()
+    c_skip, c_out, c_in, c_noise = (_tensor(v).to(sigma.device)
+                                    for v in scalings(levels, model.sigma_data, model.prediction))
+    weight = _tensor(loss_weights(levels, model.sigma_data, model.prediction)).to(sigma.device)
     clean = inputs["window"]
     noisy = clean + sigma[:, None, None] * noise
     f = net(noisy * c_in[:, None, None], c_noise, inputs["previous"], inputs["audio"], inputs["conditioning"])
@@ -136,18 +141,36 @@ VALIDATION_SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0)  # fixed noise levels of the vali
 VALIDATION_WINDOWS = 64
 
 
-def validation_losses(net, batch: dict[str, np.ndarray], stats, config: TrainConfig) -> list[float]:
+def validation_losses(net, batch: dict[str, np.ndarray], stats, config: TrainConfig, device: str = "cpu") -> list[float]:
     """Loss at each of VALIDATION_SIGMAS on a fixed batch (all conditions given, fixed noise). At small
     sigma the target is mostly the noise itself (a floor near 1); large sigma shows what was learnt."""
-    inputs = standardised(batch, stats, config, rng=None)
-    generator = torch.Generator().manual_seed(1234)
+    inputs = _on(standardised(batch, stats, config, rng=None), device)
+    generator = torch.Generator().manual_seed(1234)  # drawn on the CPU: the same noise on any device
+    dims = dimension_weights(config).to(device)
     losses = []
     with torch.no_grad():
         for s in VALIDATION_SIGMAS:
-            noise = torch.randn(inputs["window"].shape, generator=generator)
-            sigma = torch.full((len(noise),), s)
-            losses.append(float(denoising_loss(net, inputs, sigma, noise, config.model, dimension_weights(config))))
+            noise = torch.randn(inputs["window"].shape, generator=generator).to(device)
+            sigma = torch.full((len(noise),), s, device=device)
+            losses.append(float(denoising_loss(net, inputs, sigma, noise, config.model, dims)))
     return losses
+
+
+def _on(tensors: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    """The same tensors on `device` (no copy where they already are)."""
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cpu' / 'cuda' as asked (TalkingHeadError if there is none)."""
+    if name not in DEVICES:
+        raise TalkingHeadError(f"unknown device '{name}': use one of {', '.join(DEVICES)}")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TalkingHeadError("--device cuda: this torch sees no GPU (the `train` extra installs the CPU build): "
+                               "use --device cpu, or install a CUDA build of torch")
+    return name
 
 
 def _learning_rate(config: TrainConfig, step: int) -> float:
@@ -158,8 +181,12 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
     return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
-def train(clips: list[Clip], config: TrainConfig, progress=None) -> MotionModel:
-    """Train on the clips whose split is 'train' (validation on the others); returns the EMA model."""
+def train(clips: list[Clip], config: TrainConfig, progress=None, device: str = "cpu") -> MotionModel:
+    """Train on the clips whose split is 'train' (validation on the others); returns the EMA model.
+
+    `device` is where the network runs ('cpu' or 'cuda'; see resolve_device). Batches, noise levels and
+    noise are drawn by NumPy on the CPU either way, so a GPU run sees the same data; its arithmetic
+    differs in the last bits, so only a CPU run is reproduced bit for bit."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     train_clips = [c for c in clips if c.split == "train"] or clips
@@ -168,18 +195,18 @@ def train(clips: list[Clip], config: TrainConfig, progress=None) -> MotionModel:
     stats = statistics(train_clips, mc.previous, mc.window)
     sampler = WindowSampler(train_clips, mc.previous, mc.window, config.seed)
     validation = WindowSampler(held_out or train_clips, mc.previous, mc.window, config.seed + 1).batch(VALIDATION_WINDOWS)
-    net = MotionTransformerTorch(mc, config.dropout)
-    ema = MotionTransformerTorch(mc).eval()
+    net = MotionTransformerTorch(mc, config.dropout).to(device)
+    ema = MotionTransformerTorch(mc).to(device).eval()
     ema.load_state_dict(net.state_dict())
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     history, started = [], time.perf_counter()
-    dims = dimension_weights(config)
+    dims = dimension_weights(config).to(device)
     for step in range(config.steps):
         batch = sampler.batch(config.batch)
         mirror(batch, rng.random(config.batch) < config.mirror)
-        inputs = standardised(batch, stats, config, rng)
-        sigma = _tensor(np.exp(P_MEAN + P_STD * rng.standard_normal(config.batch)))
-        noise = _tensor(rng.standard_normal(inputs["window"].shape))
+        inputs = _on(standardised(batch, stats, config, rng), device)
+        sigma = _tensor(np.exp(P_MEAN + P_STD * rng.standard_normal(config.batch))).to(device)
+        noise = _tensor(rng.standard_normal(inputs["window"].shape)).to(device)
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(config, step)
         loss = denoising_loss(net, inputs, sigma, noise, mc, dims)
@@ -191,15 +218,18 @@ def train(clips: list[Clip], config: TrainConfig, progress=None) -> MotionModel:
             for e, p in zip(ema.parameters(), net.parameters()):
                 e.lerp_(p, 1 - config.ema_decay)
         if (step + 1) % config.validate_every == 0 or step + 1 == config.steps:
-            by_sigma = validation_losses(ema, validation, stats, config)
+            by_sigma = validation_losses(ema, validation, stats, config, device)
             history.append({"step": step + 1, "train": loss.item(), "validation": float(np.mean(by_sigma)),
                             "validation_by_sigma": dict(zip(map(str, VALIDATION_SIGMAS), by_sigma))})
         if progress:
-            progress(step + 1, loss.item())
+            if step % PROGRESS_LOSS_EVERY == 0 or step + 1 == config.steps:
+                shown = loss.item()  # reading the loss waits for the device, so not at every step
+            progress(step + 1, shown)
     info = {"train_config": {k: v for k, v in asdict(config).items() if k != "model"}, "history": history,
             "clips": [c.name for c in train_clips], "validation_clips": [c.name for c in held_out],
             "train_frames": int(sum(len(c.motion) for c in train_clips)),
-            "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
+            "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(device) if device == "cuda" else "cpu"}
     return MotionModel(mc, export_weights(ema), stats, info)
 
 
