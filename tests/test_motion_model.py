@@ -285,8 +285,9 @@ def test_training_on_a_gpu_agrees_with_the_cpu():
     cpu_losses = [h["validation"] for h in on_cpu.info["history"]]
     gpu_losses = [h["validation"] for h in on_gpu.info["history"]]
     np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=0.02)  # same batches and noise; float order differs
-    for k in on_cpu.weights:
-        np.testing.assert_allclose(on_gpu.weights[k], on_cpu.weights[k], atol=0.02, err_msg=k)
+    for k in on_cpu.weights:  # Adam magnifies last-bit differences in elements whose gradient is near 0: whole tensors
+        difference = np.linalg.norm(on_gpu.weights[k] - on_cpu.weights[k]) / (np.linalg.norm(on_cpu.weights[k]) + 1e-6)
+        assert difference < 0.05, (k, difference)
 
 
 def test_pipeline_runs_the_diffusion_generator_from_a_checkpoint_file(tmp_path, astronaut_pipeline_with, demo_audio):
