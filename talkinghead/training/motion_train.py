@@ -187,6 +187,8 @@ def train(clips: list[Clip], config: TrainConfig, progress=None, device: str = "
     `device` is where the network runs ('cpu' or 'cuda'; see resolve_device). Batches, noise levels and
     noise are drawn by NumPy on the CPU either way, so a GPU run sees the same data; its arithmetic
     differs in the last bits, so only a CPU run is reproduced bit for bit."""
+    if device == "cuda":  # TF32 matrix products: several times fp32's speed, and noise far below the data's
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     train_clips = [c for c in clips if c.split == "train"] or clips
