@@ -280,3 +280,25 @@ def test_two_faces_animates_the_larger(tmp_path, short_speech, demo_image, capsy
     assert big_change.max() > 2.0  # the large face talks
     assert small_change.max() < 3.0  # the small one only sees codec error
     assert big_change.mean() > 2 * small_change.mean()
+
+
+def test_train_motion_bad_inputs_are_one_line_each(tmp_path, capsys):
+    pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    import torch
+
+    existing = tmp_path / "model.npz"
+    existing.write_bytes(b"x")
+    out = str(tmp_path / "new.npz")
+    cases = [
+        (["--data", str(tmp_path / "nowhere"), "--out", out], ("no manifest.tsv", "prepare")),
+        (["--data", str(tmp_path), "--out", str(existing)], ("exists", "--overwrite")),
+        (["--data", str(tmp_path), "--out", out, "--steps", "0"], ("--steps", "at least 1")),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--data", str(tmp_path), "--out", out, "--device", "cuda"], ("no GPU", "--device cpu")))
+    for argv, words in cases:
+        code, _, err = run_cli(["train", "motion", "--quiet", *argv], capsys)
+        assert code == 1, (argv, err)
+        assert_one_line_error(err, *words)
+    assert existing.read_bytes() == b"x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # nothing written

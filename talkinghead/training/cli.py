@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 CONFIG_NAMES = ("tiny", "cpu", "cpu_causal", "gpu")  # training/motion_train.CONFIGS (torch is imported lazily)
@@ -42,35 +41,27 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    """Train and write the checkpoint; one line for bad input."""
+    """Train and write the checkpoint. Bad input raises TalkingHeadError, which the CLI prints as one line."""
     from ..errors import TalkingHeadError
 
     try:
         import torch  # noqa: F401
     except ImportError:
-        print("error: training needs torch: pip install 'talkinghead[train]' (torch 2.13.0, CPU build)", file=sys.stderr)
-        return 2
+        raise TalkingHeadError("training needs torch: pip install 'talkinghead[train]' (torch 2.13.0, CPU build)") from None
     if args.out.exists() and not args.overwrite:
-        print(f"error: '{args.out}' exists: pass --overwrite to replace it", file=sys.stderr)
-        return 2
+        raise TalkingHeadError(f"'{args.out}' exists: pass --overwrite to replace it")
     if args.steps is not None and args.steps < 1:
-        print("error: --steps must be at least 1", file=sys.stderr)
-        return 2
+        raise TalkingHeadError(f"--steps must be at least 1, got {args.steps}")
     from tqdm import tqdm
 
     from .motion_data import load_dataset
     from .motion_train import CONFIGS, resolve_device, train, with_overrides
 
     config = with_overrides(CONFIGS[args.config], args.steps, args.seed)
-    try:
-        device = resolve_device(args.device)
-        clips = load_dataset(args.data, config.model.fps)
-        with tqdm(total=config.steps, disable=args.quiet, desc=f"training on {device}", unit="step") as bar:
-            model = train(clips, config, lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")),
-                          device)
-    except TalkingHeadError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    device = resolve_device(args.device)
+    clips = load_dataset(args.data, config.model.fps)
+    with tqdm(total=config.steps, disable=args.quiet, desc=f"training on {device}", unit="step") as bar:
+        model = train(clips, config, lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")), device)
     model.save(args.out)
     last = model.info["history"][-1]
     print(f"wrote {args.out}: {len(model.info['clips'])} clips, {model.info['train_frames']} frames, "
