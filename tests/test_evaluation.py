@@ -314,3 +314,14 @@ def test_eval_bad_input_is_one_clear_line(tmp_path, args, message):
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_summary_pools_silent_frames_so_a_clip_with_few_counts_as_few():
+    rows = [{"system": "x", "silence_rest_share": 1.0, "silence_frames": 6},
+            {"system": "x", "silence_rest_share": 0.5, "silence_frames": 82},
+            {"system": "x", "silence_rest_share": None, "silence_frames": 0}]  # a clip with no pause
+    summary = summarize(rows)["x"]
+    assert summary["silence_rest_share"] == pytest.approx(0.75)  # the mean over clips
+    assert summary["silence_frames"] == 88
+    assert summary["silence_rest_pooled"] == pytest.approx((6 + 41) / 88)
+    assert "silence_rest_pooled" not in summarize([{"system": "y", "silence_rest_share": None, "silence_frames": 0}])["y"]

@@ -353,8 +353,13 @@ def cross_identity(portrait_path: Path, speech_path: Path, variants: list[Varian
     return ClipResult(name, fps, voiced, apertures, samples, rows)
 
 
+SUMMED = ("silence_frames",)  # counts: summed over runs, not averaged
+
+
 def summarize(rows: list[dict], group: str = "system") -> dict[str, dict[str, float]]:
-    """Mean of every numeric figure per system."""
+    """Mean of every numeric figure per system (SUMMED counts are totals), plus silence_rest_pooled: the
+    share of all scored silent frames at rest, each frame counting once (the mean over clips weighs a clip
+    with 6 silent frames like one with 81)."""
     out: dict[str, dict[str, float]] = {}
     for system in dict.fromkeys(r[group] for r in rows):
         mine = [r for r in rows if r[group] == system]
@@ -363,7 +368,14 @@ def summarize(rows: list[dict], group: str = "system") -> dict[str, dict[str, fl
             if isinstance(value, (int, float)):  # bools too: their mean is a share
                 values = np.array([float(r[key]) for r in mine if r.get(key) is not None], np.float64)
                 values = values[np.isfinite(values)]
-                means[key] = float(values.mean()) if len(values) else float("nan")
+                means[key] = (float(values.sum()) if key in SUMMED else float(values.mean())) if len(values) \
+                    else float("nan")
+        scored = [(r["silence_rest_share"], r["silence_frames"]) for r in mine
+                  if r.get("silence_frames") and r.get("silence_rest_share") is not None
+                  and np.isfinite(r["silence_rest_share"])]
+        if scored:
+            shares, counts = np.array(scored, np.float64).T
+            means["silence_rest_pooled"] = float((shares * counts).sum() / counts.sum())
         means["runs"] = len(mine)
         out[system] = means
     return out

@@ -27,6 +27,8 @@ COLUMNS = {
     "jaw_open_r": ("jawOpen r", "{:.2f}"),
     "lmd": ("LMD (IOD)", "{:.3f}"),
     "silence_rest_share": ("rest in silence", "{:.0%}"),
+    "silence_rest_pooled": ("rest, pooled", "{:.0%}"),
+    "silence_frames": ("silent frames", "{:.0f}"),
     "speech_longest_freeze_s": ("longest freeze (s)", "{:.2f}"),
     "aperture_loudness_r": ("aperture~loudness r", "{:.2f}"),
     "aperture_speech_std": ("aperture std", "{:.3f}"),
@@ -41,9 +43,11 @@ COLUMNS = {
     "realtime_factor": ("x real time", "{:.1f}"),
 }
 SELF_COLUMNS = {k: COLUMNS[k] for k in (
-    "lipsync_r", "lipsync_best_lag", "lipsync_best_r", "jaw_open_r", "lmd", "silence_rest_share",
+    "lipsync_r", "lipsync_best_lag", "lipsync_best_r", "jaw_open_r", "lmd", "silence_rest_share", "silence_frames",
     "speech_longest_freeze_s", "aperture_speech_std", "identity_distance", "jitter_ratio", "blinks_per_minute",
     "head_spread_ratio", "audio_motion_alignment", "background_change", "sharpness_ratio", "realtime_factor")}
+SUMMARY_SELF_COLUMNS = {  # the per-clip columns, with the pooled silence share after the mean one
+    k: COLUMNS[k] for key in SELF_COLUMNS for k in ((key, "silence_rest_pooled") if key == "silence_rest_share" else (key,))}
 CROSS_COLUMNS = {k: COLUMNS[k] for k in (
     "valid", "face_found", "identity_distance", "silence_rest_share", "aperture_loudness_r", "aperture_speech_std",
     "blinks_per_minute", "audio_motion_alignment", "realtime_factor")}
@@ -99,9 +103,10 @@ def write_markdown(path: Path, report: dict) -> None:
     if "self_reenactment" in report:
         section = report["self_reenactment"]
         parts += ["## Self-reenactment (first frame + real audio, compared with the real video)", "",
-                  "Mean over clips. `real` is the real video against itself, `frozen` its first frame held still.", "",
+                  "Mean over clips (silent frames: their total; rest, pooled: the share of all those frames at rest). "
+                  "`real` is the real video against itself, `frozen` its first frame held still.", "",
                   markdown_table(summary_rows(section["summary"]), ["system"],
-                                 {"runs": ("clips", "{:d}"), **SELF_COLUMNS, "motion_fd": COLUMNS["motion_fd"]}),
+                                 {"runs": ("clips", "{:d}"), **SUMMARY_SELF_COLUMNS, "motion_fd": COLUMNS["motion_fd"]}),
                   "", "### Per clip", "",
                   markdown_table(section["rows"], ["clip", "system"], SELF_COLUMNS), ""]
     if "cross_identity" in report:
