@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from talkinghead.training.cli import CONFIG_NAMES, DEVICES  # noqa: E402  (no torch import)
+
 PROBE_STEPS = 100  # steps timed by --seconds before the real run
 
 
@@ -73,16 +75,13 @@ def train(args) -> None:
     """Train one config on the packed clips and write the checkpoint and a JSON summary beside it."""
     import torch
 
-    from talkinghead.training.motion_train import CONFIGS, resolve_device
+    from talkinghead.training.motion_train import CONFIGS, resolve_device, with_overrides
     from talkinghead.training.motion_train import train as train_model
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     clips = unpack(args.clips)
-    config = overridden(CONFIGS[args.config], args.set)
-    config = replace(config, seed=args.seed if args.seed is not None else config.seed)
-    if args.steps:
-        config = replace(config, steps=args.steps)
+    config = with_overrides(overridden(CONFIGS[args.config], args.set), args.steps, args.seed)
     probe_seconds = None
     if args.seconds:
         started = time.perf_counter()
@@ -112,13 +111,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(".device/clips.npz"))
     t = sub.add_parser("train", help="train one config on packed clips (there)")
     t.add_argument("--clips", type=Path, required=True, help="the .npz `pack` wrote")
-    t.add_argument("--config", default="cpu", choices=("tiny", "cpu", "cpu_causal", "gpu"),
+    t.add_argument("--config", default="cpu", choices=CONFIG_NAMES,
                    help="a named config of training/motion_train.CONFIGS (default: cpu)")
     t.add_argument("--seed", type=int, help="override the config's seed")
     t.add_argument("--steps", type=int, help="override the config's steps")
     t.add_argument("--seconds", type=float, help="fit the steps to this many seconds of training")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a training field")
-    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="as `talkinghead train motion`")
+    t.add_argument("--device", default="auto", choices=DEVICES, help="as `talkinghead train motion`")
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads (several runs share the machine)")
     t.add_argument("--out", type=Path, required=True, help="checkpoint to write; a .json summary goes beside it")
     args = parser.parse_args()
