@@ -82,6 +82,8 @@ def train(args) -> None:
     device = resolve_device(args.device)
     clips = unpack(args.clips)
     config = with_overrides(overridden(CONFIGS[args.config], args.set), args.steps, args.seed)
+    audio_dims = clips[0].audio.shape[1]  # packed with other audio features (e.g. speech-encoder states)
+    config = replace(config, model=replace(config.model, audio_dims=audio_dims))
     probe_seconds = None
     if args.seconds:
         started = time.perf_counter()
