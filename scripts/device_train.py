@@ -1,8 +1,8 @@
 """Train motion models on a GPU machine that cannot read the prepared shards (the `device` tool's).
 
 The shards of `talkinghead data prepare` hold landmarks and sound (81 MB for the 6 training minutes);
-training reads only the clips made of them (motion, prosody, rest: about 3 MB). `pack` writes those
-here; `train` runs there, with any config field overridden:
+training reads only the clips made of them (motion, prosody, rest, speech states: about 14 MB). `pack`
+writes those here; `train` runs there, with any config field overridden:
 
     python scripts/device_train.py pack --data build/train --out .device/clips.npz
     python3 scripts/device_train.py train --clips .device/clips.npz --config cpu --seed 1 --out cpu_s1.npz
@@ -42,6 +42,8 @@ def pack(data: Path, out: Path) -> None:
     arrays = {}
     for i, c in enumerate(clips):
         arrays.update({f"{i}_motion": c.motion, f"{i}_audio": c.audio, f"{i}_rest": c.rest})
+        if c.speech is not None:  # the speech encoder's states (a cpu_speech model reads them)
+            arrays[f"{i}_speech"] = c.speech
     meta = [{"name": c.name, "split": c.split, "has_audio": c.has_audio} for c in clips]
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, meta=json.dumps(meta), **arrays)
@@ -55,7 +57,8 @@ def unpack(path: Path) -> list:
 
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
-        return [Clip(m["name"], m["split"], z[f"{i}_motion"], z[f"{i}_audio"], z[f"{i}_rest"], m["has_audio"])
+        return [Clip(m["name"], m["split"], z[f"{i}_motion"], z[f"{i}_audio"], z[f"{i}_rest"], m["has_audio"],
+                     z[f"{i}_speech"] if f"{i}_speech" in z.files else None)
                 for i, m in enumerate(meta)]
 
 
@@ -82,8 +85,9 @@ def train(args) -> None:
     device = resolve_device(args.device)
     clips = unpack(args.clips)
     config = with_overrides(overridden(CONFIGS[args.config], args.set), args.steps, args.seed)
-    audio_dims = clips[0].audio.shape[1]  # packed with other audio features (e.g. speech-encoder states)
-    config = replace(config, model=replace(config.model, audio_dims=audio_dims))
+    if config.model.audio_features == "prosody":  # the packed audio vectors as they are (other features packed
+        # in their place train without a config change)
+        config = replace(config, model=replace(config.model, audio_dims=clips[0].audio.shape[1]))
     probe_seconds = None
     if args.seconds:
         started = time.perf_counter()

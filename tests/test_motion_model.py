@@ -412,3 +412,91 @@ def test_head_smoothing_keeps_what_came_before_and_removes_jitter():
     np.testing.assert_array_equal(out[:, HEAD.stop:], jittery[:, HEAD.stop:])  # gaze and face untouched
     roughness = lambda x: np.abs(np.diff(x[:, HEAD], 2, axis=0)).mean()  # noqa: E731
     assert roughness(out) < 0.3 * roughness(jittery)
+
+
+SPEECH_TINY = replace(TINY, audio_features="speech", audio_dims=4)
+
+
+def speech_model(seed: int = 0) -> MotionModel:
+    """A random tiny model that reads the speech encoder's states on 4 random principal axes."""
+    model = random_model(SPEECH_TINY, seed)
+    rng = np.random.default_rng(seed + 100)
+    basis, _ = np.linalg.qr(rng.standard_normal((384, 4)))
+    stats = {**model.stats, "speech_mean": np.zeros(384, np.float32), "speech_basis": basis.astype(np.float32),
+             "audio_mean": np.zeros(4, np.float32), "audio_std": np.ones(4, np.float32)}
+    return replace(model, stats=stats)
+
+
+def streamed_features(audio: np.ndarray, chunk: int) -> list:
+    """AudioFeatures with their PCM, as the pipeline's FeatureStream gives them, `chunk` samples at a time."""
+    from talkinghead.audio.features import FeatureStream
+
+    stream = FeatureStream(FPS)
+    return [stream.push(audio[i:i + chunk]) for i in range(0, len(audio), chunk)] + [stream.flush()]
+
+
+def run_streamed(source, parts) -> Motion:
+    source.start(np.full(52, 0.05, np.float32), FPS)
+    return Motion.concat([source.push(p) for p in parts] + [source.flush()])
+
+
+def test_a_speech_reading_model_streams_chunking_independent_and_follows_the_speech():
+    audio = speech(3.1)
+    whole = run_streamed(diffusion(speech_model()), streamed_features(audio, len(audio)))
+    assert len(whole) == len(extract_features(audio, FPS))
+    assert_motion_equal(run_streamed(diffusion(speech_model()), streamed_features(audio, 3001)), whole)
+    other_speech = run_streamed(diffusion(speech_model()), streamed_features(speech(3.1, seed=2), len(audio)))
+    assert np.abs(other_speech.head - whole.head).max() > 1e-3  # the states condition the motion
+
+
+def test_a_speech_reading_model_without_audio_samples_is_a_clear_error():
+    source = diffusion(speech_model())
+    source.start(np.full(52, 0.05, np.float32), FPS)
+    features = extract_features(speech(1.0), FPS)
+    source.push(features.rows(0, len(features)))  # prosody rows without their PCM
+    with pytest.raises(ValueError, match="no audio samples"):
+        source.flush()
+
+
+def test_a_speech_model_without_its_projection_does_not_load(tmp_path):
+    model = speech_model()
+    replace(model, stats={k: v for k, v in model.stats.items() if k != "speech_basis"}).save(tmp_path / "m.npz")
+    with pytest.raises(TalkingHeadError, match="no speech projection"):
+        MotionModel.load(tmp_path / "m.npz")
+
+
+def test_training_rows_of_speech_states_are_the_run_time_streams(tmp_path):
+    """Two paths: the states a prepared shard stores, sampled at frame centres by the training loader, and
+    the speech stream DiffusionMotion runs on the same sound."""
+    from talkinghead.audio.speech_encoder import SpeechFeatureStream
+    from talkinghead.data.prepare import PrepareConfig, speech_states
+    from talkinghead.training.motion_data import load_clip
+
+    audio = speech(4.0)
+    _shard(tmp_path / "clip.npz", 4.0, 0.0)
+    with np.load(tmp_path / "clip.npz") as z:
+        arrays = dict(z)
+    arrays.update(audio=np.round(audio * 32768).astype(np.int16))
+    arrays.update(speech_states=speech_states(arrays["audio"].astype(np.float32) / 32768.0, PrepareConfig()))
+    np.savez(tmp_path / "clip.npz", **arrays)
+    clip = load_clip(tmp_path / "clip.npz", {"id": "c", "split": "train", "speech_kept": "True"}, 25.0)
+    stream = SpeechFeatureStream(FPS, SPEECH_TINY.speech_layer)
+    run_time = np.concatenate([stream.push(arrays["audio"].astype(np.float32) / 32768.0), stream.flush()])
+    assert clip.speech is not None and len(clip.speech) >= 4.0 * 25 - 2
+    np.testing.assert_allclose(clip.speech, run_time[:len(clip.speech)], atol=1e-5)
+
+
+def test_tiny_speech_training_fits_its_projection_on_the_training_split():
+    pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    from talkinghead.training.motion_train import CONFIGS, audio_inputs, train
+
+    rng = np.random.default_rng(3)
+    clips = [replace(c, speech=rng.standard_normal((len(c.motion), 384)).astype(np.float32))
+             for c in synthetic_clips()]
+    model_config = replace(CONFIGS["tiny"].model, audio_features="speech", audio_dims=5)
+    model = train(clips, replace(CONFIGS["tiny"], model=model_config, steps=10, validate_every=5))
+    assert model.stats["speech_basis"].shape == (384, 5) and model.stats["audio_mean"].shape == (5,)
+    train_states = np.concatenate([c.speech for c in clips if c.split == "train"])
+    np.testing.assert_allclose(model.stats["speech_mean"], train_states.mean(0), atol=1e-5)  # not the validation clip's
+    with pytest.raises(TalkingHeadError, match="has none"):
+        audio_inputs([replace(c, speech=None) for c in clips], model_config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-CONFIG_NAMES = ("tiny", "cpu", "cpu_causal", "gpu")  # training/motion_train.CONFIGS (torch is imported lazily)
+CONFIG_NAMES = ("tiny", "cpu", "cpu_speech", "cpu_causal", "gpu")  # training/motion_train.CONFIGS (torch is imported lazily)
 DEVICES = ("auto", "cpu", "cuda")  # training/motion_train.DEVICES
 EXAMPLES = """examples:
   pip install 'talkinghead[train]'    # torch 2.13.0, CPU build
@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
                                    "write a NumPy checkpoint that carries its config.")
     q.add_argument("--data", type=Path, required=True, help="a folder written by `talkinghead data prepare`")
     q.add_argument("--config", choices=CONFIG_NAMES, default="cpu",
-                   help="size and schedule: tiny (CI, seconds), cpu (2 s windows, ~20 min on 2 cores), cpu_causal "
+                   help="size and schedule: tiny (CI, seconds), cpu (2 s windows, ~20 min on 2 cores), cpu_speech (cpu "
+                        "reading the speech encoder's states instead of prosody), cpu_causal "
                         "(80 ms windows for live), gpu (8 x 512, for hours of video) (default: cpu)")
     q.add_argument("--out", type=Path, required=True, help="checkpoint to write (.npz)")
     q.add_argument("--steps", type=int, help="override the config's number of steps")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.features import extract_features
+from ..audio.speech_encoder import frame_positions, interpolate_states
 from ..config import SAMPLE_RATE
 from ..errors import TalkingHeadError
 from ..face import landmarks as L
@@ -29,7 +30,8 @@ MOTION_STD_FLOOR = 0.01  # a nearly constant coefficient is not blown up to unit
 @dataclass(frozen=True)
 class Clip:
     """One clip at the model's frame rate: motion (T, MOTION_DIMS) relative to `rest` (52,) and the
-    clip's median pose, audio (T, AUDIO_DIMS), has_audio (usable speech)."""
+    clip's median pose, audio (T, AUDIO_DIMS) prosody, has_audio (usable speech), and speech (T, 384)
+    the speech encoder's states at each frame's centre (None without usable speech or stored states)."""
 
     name: str
     split: str
@@ -37,6 +39,7 @@ class Clip:
     audio: np.ndarray
     rest: np.ndarray
     has_audio: bool
+    speech: np.ndarray | None = None
 
 
 def _resample(times: np.ndarray, values: np.ndarray, new_times: np.ndarray) -> np.ndarray:
@@ -54,6 +57,7 @@ def load_clip(shard: Path, row: dict, fps: float) -> Clip:
         times, found = z["times"].astype(np.float64), z["found"]
         head, gaze, change, scores = z["head"], z["gaze"], z["expression"], z["blendshapes"]
         audio = z["audio"].astype(np.float32) / 32768.0
+        states = z["speech_states"] if "speech_states" in z.files else np.zeros((0, 0), np.float32)
     times, head, gaze, change = times[found], head[found], gaze[found], change[found]
     times = times - times[0]
     new_times = np.arange(0.0, times[-1], 1.0 / fps)
@@ -64,16 +68,22 @@ def load_clip(shard: Path, row: dict, fps: float) -> Clip:
     centred[EXPRESSION.start + BLINK_IDS] = False  # closure 0 is the open eye already
     vectors[:, centred] -= np.median(vectors[:, centred], axis=0)
     has_audio = row.get("speech_kept") == TRUE
+    speech = None
     if has_audio:
-        shift = int(round(float(row.get("av_offset_s") or 0.0) * SAMPLE_RATE))  # features at frame time + the audio delay
+        offset_s = float(row.get("av_offset_s") or 0.0)
+        shift = int(round(offset_s * SAMPLE_RATE))  # features at frame time + the audio delay
         audio = audio[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.float32), audio])
         features = audio_vectors(extract_features(audio, fps))
         n = min(len(vectors), len(features))
+        if len(states):  # the encoder states at the same times (frame centres + the delay), as the run-time stream;
+            # the shard's states run tail_s past the sound, and a frame beyond them holds the last
+            positions = frame_positions((np.arange(n) + 0.5) / fps, (shift / SAMPLE_RATE,))[:, 0]
+            speech = interpolate_states(states, np.minimum(positions, len(states) - 1)).reshape(n, states.shape[1])
     else:  # the unconditional branch: the motion counts whole, whatever sound (or none) the clip has
         features = np.zeros((len(vectors), AUDIO_DIMS), np.float32)
         n = len(vectors)
     rest = np.median(scores[found], axis=0).astype(np.float32)
-    return Clip(row["id"], row["split"], vectors[:n].astype(np.float32), features[:n], rest, has_audio)
+    return Clip(row["id"], row["split"], vectors[:n].astype(np.float32), features[:n], rest, has_audio, speech)
 
 
 def load_dataset(folder: Path, fps: float) -> list[Clip]:

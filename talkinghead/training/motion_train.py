@@ -21,7 +21,8 @@ from ..face import landmarks as L
 from ..motion.learned.checkpoint import ModelConfig, MotionModel
 from ..motion.learned.denoiser import loss_weights, scalings
 from ..motion.learned.network import conditioning_input
-from ..motion.learned.representation import EXPRESSION, GAZE, HEAD, standardised_rest
+from ..motion.learned.representation import (AUDIO_FEATURES, EXPRESSION, GAZE, HEAD, SPEECH_COMPONENTS,
+                                             fit_speech_projection, speech_vectors, standardised_rest)
 from ..motion.mixer import REGION_INDEX
 from .motion_data import Clip, WindowSampler, statistics
 from .motion_network import MotionTransformerTorch, export_weights
@@ -64,6 +65,9 @@ CONFIGS = {
                         learning_rate=3e-3, warmup_steps=5, ema_decay=0.9, validate_every=40),
     # this 2-core machine, about 20 minutes: 2 s windows for offline generation
     "cpu": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10), steps=4000, batch=32),
+    # the cpu config reading the speech encoder's states instead of prosody
+    "cpu_speech": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10,
+                                          audio_features="speech", audio_dims=SPEECH_COMPONENTS), steps=4000, batch=32),
     # live sessions: 2-frame (80 ms) windows after 24 frames of context
     "cpu_causal": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=2, previous=24), steps=2500,
                               batch=64),
@@ -106,6 +110,27 @@ def standardised(batch: dict[str, np.ndarray], stats: dict[str, np.ndarray], con
     conditioning = conditioning_input(rest, controls, has_audio, has_controls, has_previous)
     return {"window": _tensor(motion[:, p:]), "previous": _tensor(previous), "audio": _tensor(audio),
             "conditioning": _tensor(conditioning)}
+
+
+def audio_inputs(clips: list[Clip], model: ModelConfig) -> tuple[list[Clip], dict[str, np.ndarray]]:
+    """The clips with the audio vectors `model` reads, and what the checkpoint needs to make them at run
+    time: prosody as loaded (nothing); for a "speech" model, the speech states on principal axes fitted
+    to the training split's speech (zeros where a clip has no usable speech: its audio is marked absent)."""
+    if model.audio_features == "prosody":
+        return clips, {}
+    if model.audio_features != "speech":
+        raise TalkingHeadError(f"unknown audio_features '{model.audio_features}': use one of {', '.join(AUDIO_FEATURES)}")
+    speaking = [c for c in clips if c.has_audio]
+    if any(c.speech is None for c in speaking):
+        raise TalkingHeadError("this config reads speech states, and the prepared data has none: prepare it again "
+                               "with this version (`talkinghead data prepare`)")
+    fitted = [c.speech for c in speaking if c.split == "train"] or [c.speech for c in speaking]
+    if not fitted:
+        raise TalkingHeadError("this config reads speech states, and no prepared clip has usable speech")
+    projection = fit_speech_projection(np.concatenate(fitted), model.audio_dims)
+    out = [replace(c, audio=speech_vectors(c.speech, projection) if c.has_audio
+                   else np.zeros((len(c.motion), model.audio_dims), np.float32)) for c in clips]
+    return out, projection
 
 
 def _tensor(array) -> torch.Tensor:
@@ -191,10 +216,11 @@ def train(clips: list[Clip], config: TrainConfig, progress=None, device: str = "
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    mc = config.model
+    clips, projection = audio_inputs(clips, mc)
     train_clips = [c for c in clips if c.split == "train"] or clips
     held_out = [c for c in clips if c.split != "train"]
-    mc = config.model
-    stats = statistics(train_clips, mc.previous, mc.window)
+    stats = {**statistics(train_clips, mc.previous, mc.window), **projection}
     sampler = WindowSampler(train_clips, mc.previous, mc.window, config.seed)
     validation = WindowSampler(held_out or train_clips, mc.previous, mc.window, config.seed + 1).batch(VALIDATION_WINDOWS)
     net = MotionTransformerTorch(mc, config.dropout).to(device)

@@ -22,7 +22,10 @@ class ModelConfig:
     """Architecture and data layout; stored in every checkpoint so loading needs nothing else."""
 
     motion_dims: int = 60  # per frame: head 6, gaze 2, expression 52 (representation.MOTION_DIMS)
-    audio_dims: int = 8  # per frame: representation.AUDIO_DIMS
+    audio_dims: int = 8  # per frame: representation.AUDIO_DIMS (prosody) or SPEECH_COMPONENTS (speech)
+    audio_features: str = "prosody"  # the audio vector: "prosody" (audio/features.py) or "speech" (Whisper tiny.en
+    # states of layer speech_layer on principal axes; representation.py)
+    speech_layer: int = 3  # the encoder block a "speech" model reads (the mouth model's)
     rest_dims: int = 52  # the portrait's own blendshape scores
     control_dims: int = 2  # log head amplitude, log head speed (representation.CONTROL_NAMES)
     width: int = 128  # transformer width
@@ -53,7 +56,8 @@ class MotionModel:
     """Weights, config and the statistics that standardise the data.
 
     stats: motion_mean/motion_std (motion_dims,), audio_mean/audio_std (audio_dims,),
-    control_median (control_dims,), rest_mean/rest_std (rest_dims,); info: what it was trained on.
+    control_median (control_dims,), rest_mean/rest_std (rest_dims,), and for a "speech" model
+    speech_mean (width,) and speech_basis (width, audio_dims); info: what it was trained on.
     """
 
     config: ModelConfig
@@ -91,6 +95,9 @@ class MotionModel:
         except Exception:  # not an npz, truncated, or another kind of file: numpy and json raise many kinds
             raise TalkingHeadError(f"'{path}' is not a readable motion model: give an .npz written by "
                                    "`talkinghead train motion`") from None
+        if config.audio_features == "speech" and not {"speech_mean", "speech_basis"} <= set(stats):
+            raise TalkingHeadError(f"motion model '{path}' reads speech states but has no speech projection: "
+                                   "retrain it with `talkinghead train motion`")
         if meta.get("format") != FORMAT:
             raise TalkingHeadError(f"motion model '{path}' has format {meta.get('format')}, this version reads "
                                    f"{FORMAT}: retrain it with `talkinghead train motion`")

@@ -13,6 +13,12 @@ frame, the three band shares, log spectral centroid, log pitch (0 when unvoiced)
 Prosody, not phonetics: the head, brows and blinks follow the voice's energy and melody; the mouth
 comes from the speech model (motion/learned_mouth.py).
 
+Or (a checkpoint whose config says audio_features="speech") speech vectors: the Whisper tiny.en encoder
+states the mouth model reads (layer `speech_layer`, 384 wide, at each frame's centre), projected on
+their first `audio_dims` principal axes over the training speech (`speech_mean`, `speech_basis` in the
+checkpoint's statistics). They carry what is being said as well as how, and the head follows them
+more closely than it follows prosody (docs/motion_model.md, "Speech states or prosody").
+
 Controls (CONTROL_NAMES): how much and how fast the head moves in a window, as logs: what
 MotionConfig.head_amplitude and head_speed scale.
 """
@@ -40,6 +46,9 @@ LOUDNESS_REFERENCE_DB, LOUDNESS_SPAN_DB = -60.0, 30.0  # -60 dBFS -> 0, -30 dBFS
 LOUDNESS_FLOOR_DB = -70.0
 CENTROID_REFERENCE_HZ = 1000.0
 PITCH_REFERENCE_HZ = 200.0
+
+AUDIO_FEATURES = ("prosody", "speech")  # what a model's per-frame audio vector is (ModelConfig.audio_features)
+SPEECH_COMPONENTS = 16  # principal axes of the speech states a "speech" model reads (its audio_dims)
 
 CONTROL_NAMES = ("log_head_amplitude", "log_head_speed")
 AMPLITUDE_FLOOR_DEG = 0.05  # keeps the log finite for a still head
@@ -105,3 +114,19 @@ def standardised_rest(rest: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndar
     otherwise sit tens of stds away, where the network has never been and its motion turns to noise)."""
     z = (np.asarray(rest, np.float32) - stats["rest_mean"]) / stats["rest_std"]
     return np.clip(z, -REST_Z_LIMIT, REST_Z_LIMIT).astype(np.float32)
+
+
+def fit_speech_projection(states: np.ndarray, components: int) -> dict[str, np.ndarray]:
+    """Principal axes of speech states (N, width): {"speech_mean": (width,), "speech_basis": (width, components)},
+    each axis signed so that its largest coefficient is positive (the same axes whatever the SVD's signs)."""
+    states = np.asarray(states, np.float64)
+    mean = states.mean(0)
+    _, _, axes = np.linalg.svd(states - mean, full_matrices=False)
+    basis = axes[:components].T
+    basis *= np.sign(basis[np.abs(basis).argmax(0), np.arange(basis.shape[1])])
+    return {"speech_mean": mean.astype(np.float32), "speech_basis": basis.astype(np.float32)}
+
+
+def speech_vectors(states: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Speech states (T, width) -> (T, components) float32 on the checkpoint's principal axes."""
+    return ((np.asarray(states, np.float32) - stats["speech_mean"]) @ stats["speech_basis"]).astype(np.float32)

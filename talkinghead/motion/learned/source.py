@@ -16,7 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ...audio.features import WINDOW_FRAMES, AudioFeatures
+from ...audio.features import SAMPLE_RATE, WINDOW_FRAMES, AudioFeatures
+from ...audio.speech_encoder import ENCODER_RATE, SpeechFeatureStream, StreamGrid
 from ...config import MotionConfig
 from ...face.expression import load_basis
 from ...face.pose import euler_to_rotation, head_euler, upright_frame
@@ -26,8 +27,8 @@ from ..types import Motion, interpolate_rows
 from .checkpoint import MotionModel
 from .denoiser import Denoiser, guided
 from .network import MotionTransformer, conditioning_input
-from .representation import (AUDIO_DIMS, GAZE, HEAD, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors,
-                             standardised_rest, vectors_to_motion)
+from .representation import (GAZE, HEAD, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATION, audio_vectors,
+                             speech_vectors, standardised_rest, vectors_to_motion)
 from .samplers import karras_sigmas, sampler
 
 WINDOW_SEED = 7  # stream id of the window noise in np.random.default_rng([seed, WINDOW_SEED, window])
@@ -134,6 +135,7 @@ class DiffusionMotion:
                  sampling: Sampling = Sampling()):
         self.model, self.mouth, self.config = model, mouth, config
         self.generate_window = WindowGenerator(model, sampling, config)
+        self.reads_speech = model.config.audio_features == "speech"  # the speech encoder's states, not prosody
         self.lookahead = model.config.window  # set again in start() for the video's frame rate
 
     @property
@@ -142,6 +144,9 @@ class DiffusionMotion:
         waits for the window's last), or the mouth source's if that is longer."""
         fps = getattr(self, "fps", DEFAULT_FPS)
         own = (self.model.config.window - 1) / self.model.config.fps + WINDOW_FRAMES / 2 / fps
+        if self.reads_speech:  # the encoder decides a state this long after its time, and frames interpolate
+            own = max(own, (self.model.config.window - 1) / self.model.config.fps + 0.5 / fps
+                      + StreamGrid().latency_s + 1 / ENCODER_RATE)
         mouth = getattr(self.mouth, "latency_s", None)
         if mouth is None:
             mouth = (WINDOW_FRAMES / 2 + getattr(self.mouth, "lookahead", 0)) / fps
@@ -154,7 +159,8 @@ class DiffusionMotion:
         self.ratio = c.fps / self.fps  # model frames per video frame
         self.mouth.start(rest_expression, fps)
         self.lookahead = max(getattr(self.mouth, "lookahead", 0), int(np.ceil(c.window / self.ratio)))
-        self._audio = np.zeros((0, AUDIO_DIMS), np.float32)  # rows from video frame _audio_start on
+        self._audio = np.zeros((0, c.audio_dims), np.float32)  # conditioning rows from video frame _audio_start on
+        self._speech = SpeechFeatureStream(fps, c.speech_layer, (0.0,), StreamGrid()) if self.reads_speech else None
         self._audio_start = 0
         self._last_loudness: float | None = None
         self._motion = np.zeros((0, c.motion_dims), np.float32)  # standardised, model frames from _motion_start
@@ -163,13 +169,17 @@ class DiffusionMotion:
         self._mouth = Motion.empty()  # mouth-source frames from _next on
         self._next = 0  # next video frame to emit
         self._frames = 0  # video frames of audio received
+        self._samples = 0  # PCM samples received (a speech-reading model encodes them)
 
     def push(self, features: AudioFeatures) -> Motion:
         """Consume features; return the frames now decided."""
-        if len(features):
-            self._audio = np.concatenate([self._audio, audio_vectors(features, self._last_loudness)])
+        if self._speech is not None:
+            self._samples += len(features.samples)
+            self._add_rows(speech_vectors(self._speech.push(features.samples), self.model.stats))
+        elif len(features):
+            self._add_rows(audio_vectors(features, self._last_loudness))
             self._last_loudness = float(features.loudness_db[-1])
-            self._frames += len(features)
+        self._frames += len(features)
         self._mouth = Motion.concat([self._mouth, self.mouth.push(features)])
         while self._window_ready(self._windows):
             self._generate()
@@ -178,9 +188,24 @@ class DiffusionMotion:
     def flush(self) -> Motion:
         """Generate the windows the clip's end needs (audio past it is silence) and return the rest."""
         self._mouth = Motion.concat([self._mouth, self.mouth.flush()])
+        if self._speech is not None and self._frames and not self._samples:
+            raise ValueError("a speech-reading motion model got no audio samples: feed it AudioFeatures from "
+                             "audio.FeatureStream")
+        if self._speech is not None:  # the states of the clip's end, and of the silence after it that the last
+            # window reads (encoded in context, as the clip's own audio continued by silence)
+            past_end = int(np.ceil(self.model.config.window / self.ratio)) + 1
+            self._speech.push(np.zeros(int(np.ceil(past_end * SAMPLE_RATE / self.fps)), np.float32))
+            self._add_rows(speech_vectors(self._speech.flush(), self.model.stats))
         while self._model_frames() - 1 < np.ceil((self._frames - 1) * self.ratio):
             self._generate()
         return self._emit(final=True)
+
+    def _add_rows(self, rows: np.ndarray) -> None:
+        self._audio = np.concatenate([self._audio, rows.astype(np.float32)])
+
+    def _conditioned(self) -> int:
+        """Video frames whose conditioning row is known."""
+        return self._audio_start + len(self._audio)
 
     def _model_frames(self) -> int:
         return self._motion_start + len(self._motion)
@@ -191,7 +216,7 @@ class DiffusionMotion:
 
     def _window_ready(self, index: int) -> bool:
         last = (index + 1) * self.model.config.window - 1
-        return self._audio_row(last) < self._frames
+        return self._audio_row(last) < min(self._frames, self._conditioned())
 
     def _generate(self) -> None:
         """Sample the next window from the motion and audio before it."""
@@ -199,7 +224,8 @@ class DiffusionMotion:
         first = self._windows * c.window
         frames = np.arange(first - c.previous, first + c.window)
         rows = np.array([self._audio_row(max(f, 0)) for f in frames]) - self._audio_start
-        audio = np.concatenate([self._audio, silent_rows(1)])[np.minimum(rows, len(self._audio))]
+        past_end = self._audio[-1:] if self.reads_speech else silent_rows(1)  # speech: silence was encoded at flush
+        audio = np.concatenate([self._audio, past_end])[np.minimum(rows, len(self._audio))]
         previous = None
         if self._windows:  # fewer frames than the context early in a clip (short windows): the first repeats
             previous = self._motion[-c.previous:]
@@ -218,7 +244,7 @@ class DiffusionMotion:
         drop = max(0, keep_from - self._motion_start)
         self._motion, self._motion_start = self._motion[drop:], self._motion_start + drop
         first_needed = self._audio_row(max(self._windows * c.window - c.previous, 0))
-        drop = max(0, min(first_needed, self._frames) - self._audio_start)
+        drop = max(0, min(first_needed, self._conditioned()) - self._audio_start)
         self._audio, self._audio_start = self._audio[drop:], self._audio_start + drop
 
     def _emit(self, final: bool) -> Motion:
