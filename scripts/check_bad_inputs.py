@@ -1,7 +1,8 @@
-"""Bad-input corpus (issue 17): generate hostile and broken inputs, run each through the CLI and the
-server, classify what happens, and write the table to docs/reliability.md.
+"""Bad-input corpus (issue 17): generate hostile and broken inputs, run each through the CLI (generate,
+and the data and training commands) and the server, classify what happens, and write the table to
+docs/reliability.md.
 
-    python scripts/check_bad_inputs.py [--out docs/reliability.md] [--only cli|server] [--keep DIR]
+    python scripts/check_bad_inputs.py [--out docs/reliability.md] [--only cli|data|server] [--no-report]
 
 Every input is made here, in a temporary folder (nothing binary is committed). Each CLI case runs
 `talkinghead generate` in a forked child of this process (imports paid once), with its own stderr,
@@ -25,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bad_inputs_data import data_cases  # noqa: E402
 from bad_inputs_files import Inputs, make_inputs  # noqa: E402
 from bad_inputs_server import server_cases  # noqa: E402
 
@@ -175,6 +177,40 @@ def run_cli_cases(inp: Inputs, work: Path) -> list[Outcome]:
     return results
 
 
+def _tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root (the data cases' inputs are small)."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_data_cases(work: Path) -> list[Outcome]:
+    """Every `data prepare` / `train motion` case: refused with one error line (the per-video progress lines
+    `data prepare` logs before it are allowed), no traceback, nothing written, no input changed."""
+    inputs = work / "data_in"
+    results = []
+    for number, (name, argv, _) in enumerate(data_cases(inputs)):
+        out_dir = work / f"data{number:03d}"
+        out_dir.mkdir()
+        argv = [a.replace("{out}", str(out_dir / "result")) for a in argv]
+        before = _tree_digest(inputs)
+        code, timed_out = run_cli_case(argv, work / "stderr.txt", out_dir, "")
+        err = (work / "stderr.txt").read_text(errors="replace")
+        outcome = Outcome("data", name, "refuse", status=str(code))
+        outcome.traceback = "Traceback (most recent call last)" in err
+        lines = [line for line in err.splitlines() if line.strip()]
+        errors = [line for line in lines if "error:" in line]
+        outcome.clean = code != 0 and not outcome.traceback and len(errors) == 1
+        outcome.message = (errors[-1] if errors else (lines[-1] if lines else ""))[:160]
+        outcome.left_behind = sorted(p.name for p in out_dir.iterdir())
+        outcome.input_modified = _tree_digest(inputs) != before
+        outcome.note = "timed out" if timed_out else ""
+        results.append(outcome)
+        print(f"data {number:3d} {'ok  ' if outcome.passed else 'FAIL'} {name}: {outcome.message[:90]}", flush=True)
+    return results
+
+
 # --- the report ------------------------------------------------------------------------------------
 
 
@@ -197,7 +233,7 @@ def table(results: list[Outcome]) -> str:
 def totals(results: list[Outcome]) -> str:
     """One line of totals per group and overall."""
     lines = []
-    for group in ("cli", "server", "all"):
+    for group in ("cli", "data", "server", "all"):
         chosen = [r for r in results if group == "all" or r.group == group]
         if not chosen:
             continue
@@ -226,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the corpus; exit 0 when every case passes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "reliability.md")
-    parser.add_argument("--only", choices=("cli", "server"))
+    parser.add_argument("--only", choices=("cli", "data", "server"))
     parser.add_argument("--no-report", action="store_true", help="print the totals only")
     parser.add_argument("--json", type=Path, help="also write every outcome to this JSON file")
     args = parser.parse_args(argv)
@@ -234,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="talkinghead-bad-") as tmp:
         work = Path(tmp)
         inp = make_inputs(work / "in")
-        results = run_cli_cases(inp, work) if args.only != "server" else []
-        if args.only != "cli":
+        results = run_cli_cases(inp, work) if args.only in (None, "cli") else []
+        if args.only in (None, "data"):
+            results += run_data_cases(work)
+        if args.only in (None, "server"):
             results += server_cases(inp, work / "server", Outcome)  # threads start here: after every fork
     print(totals(results))
     if args.json is not None:

@@ -290,7 +290,8 @@ def test_train_motion_bad_inputs_are_one_line_each(tmp_path, capsys):
     existing.write_bytes(b"x")
     out = str(tmp_path / "new.npz")
     cases = [
-        (["--data", str(tmp_path / "nowhere"), "--out", out], ("no manifest.tsv", "prepare")),
+        (["--data", str(tmp_path / "nowhere"), "--out", out], ("does not exist", "prepare")),
+        (["--data", str(tmp_path), "--out", out], ("no manifest.tsv", "prepare")),
         (["--data", str(tmp_path), "--out", str(existing)], ("exists", "--overwrite")),
         (["--data", str(tmp_path), "--out", out, "--steps", "0"], ("--steps", "at least 1")),
     ]
@@ -302,3 +303,29 @@ def test_train_motion_bad_inputs_are_one_line_each(tmp_path, capsys):
         assert_one_line_error(err, *words)
     assert existing.read_bytes() == b"x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # nothing written
+
+
+def test_data_prepare_bad_inputs_are_one_line_each_and_leave_nothing(tmp_path, capsys):
+    from talkinghead.assets import ASSETS_DIR
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes((ASSETS_DIR / "astronaut.png").read_bytes()[:5000])  # no decoder opens it
+    note = tmp_path / "note.txt"
+    note.write_text("a note\n")
+    files_only = tmp_path / "files.tsv"
+    files_only.write_text("file\nclip.mp4\n")
+    out = str(tmp_path / "prepared")
+    cases = [
+        ([str(videos), "--out", str(note)], ("is a file", "folder")),
+        ([str(videos), "--out", out, "--speakers", str(note)], ("no 'file' column",)),
+        ([str(videos), "--out", out, "--speakers", str(files_only)], ("no 'speaker' column",)),
+        ([str(videos), "--out", out, "--workers", "1"], ("no clip could be prepared", "clip.mp4", "damaged")),
+    ]
+    for argv, words in cases:
+        code, _, err = run_cli(["data", "prepare", *argv], capsys)
+        assert code == 1, (argv, err)
+        error_lines = [line for line in err.splitlines() if "error:" in line]
+        assert len(error_lines) == 1 and all(w in error_lines[0] for w in words), err  # per-video progress lines may precede it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["files.tsv", "note.txt", "videos"]  # no empty dataset left
+    assert note.read_text() == "a note\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from dataclasses import fields
@@ -55,8 +56,11 @@ def run(args) -> int:
 
     if args.workers < 1:
         raise TalkingHeadError(f"--workers must be at least 1, got {args.workers}")
+    if args.out.exists() and not args.out.is_dir():
+        raise TalkingHeadError(f"--out '{args.out}' is a file: give a folder (new, or one a previous run wrote)")
     started = time.perf_counter()
     jobs = expand_inputs(args.videos, read_speakers(args.speakers))
+    created = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
     log_file = open(args.out / "prepare.log", "a", encoding="utf-8")
 
@@ -72,6 +76,13 @@ def run(args) -> int:
     finally:
         log_file.close()
     clips = manifest_rows(records)
+    if not clips:  # nothing to write a dataset of: say why, and leave no empty dataset behind
+        if created:
+            shutil.rmtree(args.out, ignore_errors=True)
+        reasons = [f"{Path(r['path']).name}: {r['reason']}" for r in records if r.get("reason")]
+        raise TalkingHeadError(f"no clip could be prepared from {len(records)} video(s)"
+                               + (f" ({reasons[0]}{f'; and {len(reasons) - 1} more' if len(reasons) > 1 else ''})"
+                                  if reasons else ": none has a long enough stretch with a face"))
     curate(clips, curation)
     splits = speaker_split([c["speaker"] for c in clips])
     for clip in clips:
@@ -83,8 +94,10 @@ def run(args) -> int:
     report = build_report(cascade(clips, curation), clips, [r for r in records if r.get("key")], summary)
     md = write_report(args.out, report, clips, curation)
     print(md.read_text())
+    skipped = sum(r.get("status") != "ok" for r in records)
     print(f"wrote {args.out / 'manifest.json'}, manifest.tsv, shards/ and {md.parent}/ in {summary['wall_s']:.1f} s "
-          f"({summary['processed']} prepared, {summary['done_before']} already done)")
+          f"({summary['processed']} prepared, {summary['done_before']} already done"
+          + (f"; {skipped} of the {len(records)} videos skipped, see the report)" if skipped else ")"))
     return 0
 
 

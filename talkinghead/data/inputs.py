@@ -35,15 +35,16 @@ def video_key(path: Path) -> str:
     return f"{path.stem}-{digest}"
 
 
-def read_table(path: Path) -> list[dict[str, str]]:
+def read_table(path: Path, what: str = "manifest") -> list[dict[str, str]]:
     """Rows of a TSV with a header; one-line errors for unreadable or headless files."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
+            reader = csv.DictReader(f, delimiter="\t")
+            rows, columns = list(reader), reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TalkingHeadError(f"cannot read manifest '{path}' ({exc}); give a UTF-8 TSV with a 'file' column") from None
-    if rows and "file" not in rows[0]:
-        raise TalkingHeadError(f"manifest '{path}' has no 'file' column; add a header row with 'file' (and 'speaker')")
+        raise TalkingHeadError(f"cannot read {what} '{path}' ({exc}); give a UTF-8 TSV with a 'file' column") from None
+    if "file" not in columns:
+        raise TalkingHeadError(f"{what} '{path}' has no 'file' column; add a header row with 'file' (and 'speaker')")
     return rows
 
 
@@ -51,9 +52,10 @@ def read_speakers(path: Path | None) -> dict[str, str]:
     """{file name or relative path: speaker id} from a TSV with 'file' and 'speaker' columns."""
     if path is None:
         return {}
-    rows = read_table(path)
-    if rows and "speaker" not in rows[0]:
-        raise TalkingHeadError(f"speaker table '{path}' has no 'speaker' column; add one (file<TAB>speaker)")
+    rows = read_table(path, "speaker table")
+    if not rows or "speaker" not in rows[0]:
+        raise TalkingHeadError(f"speaker table '{path}' has no 'speaker' column or no rows; give file<TAB>speaker "
+                               "lines under a header")
     return {row["file"]: row["speaker"] for row in rows}
 
 

@@ -89,6 +89,9 @@ def load_clip(shard: Path, row: dict, fps: float) -> Clip:
 def load_dataset(folder: Path, fps: float) -> list[Clip]:
     """Every clip the manifest keeps (for motion) in a `talkinghead data prepare` output folder."""
     manifest = Path(folder) / "manifest.tsv"
+    if not Path(folder).is_dir():
+        raise TalkingHeadError(f"data folder '{folder}' does not exist: prepare it with "
+                               f"`talkinghead data prepare VIDEOS --out {folder}`")
     if not manifest.is_file():
         raise TalkingHeadError(f"'{folder}' has no manifest.tsv: prepare the data first with "
                                f"`talkinghead data prepare VIDEOS --out {folder}`")
