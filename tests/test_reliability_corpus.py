@@ -1,5 +1,5 @@
 """The bad-input corpus (scripts/check_bad_inputs.py, issue 17) as a slow test: over 100 generated cases
-across the command and the server, none may print a traceback, write garbage, modify an input or leave
+across the command (generate, data prepare, train motion) and the server, none may print a traceback, write garbage, modify an input or leave
 a file behind, and every one must be refused with one clear line (or, for a valid input, succeed)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def test_bad_input_corpus(tmp_path):
                          env=dict(os.environ, GLOG_minloglevel="2"))
     assert report.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
     cases = json.loads(report.read_text())
-    assert len(cases) >= MIN_CASES and {c["group"] for c in cases} == {"cli", "server"}
+    assert len(cases) >= MIN_CASES and {c["group"] for c in cases} == {"cli", "data", "server"}
     for flag in ("traceback", "garbage", "input_modified"):
         assert [c["name"] for c in cases if c[flag]] == [], flag
     assert [c["name"] for c in cases if c["left_behind"]] == []
