@@ -500,3 +500,28 @@ def test_tiny_speech_training_fits_its_projection_on_the_training_split():
     np.testing.assert_allclose(model.stats["speech_mean"], train_states.mean(0), atol=1e-5)  # not the validation clip's
     with pytest.raises(TalkingHeadError, match="has none"):
         audio_inputs([replace(c, speech=None) for c in clips], model_config)
+
+
+class _MouthKeepingItsStates:
+    """The speech mouth without share_speech_states: the motion source must run its own encoder."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        if name == "share_speech_states":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_a_speech_reading_model_takes_the_speech_mouths_states_and_gets_what_its_own_encoder_gives():
+    from talkinghead.motion.learned_mouth import LearnedMouthMotion
+
+    audio = speech(3.1)
+    shared = DiffusionMotion(speech_model(), LearnedMouthMotion(), MotionConfig(), Sampling(steps=3))
+    own = DiffusionMotion(speech_model(), _MouthKeepingItsStates(LearnedMouthMotion()), MotionConfig(),
+                          Sampling(steps=3))
+    assert shared.shares_mouth_states and not own.shares_mouth_states
+    whole = run_streamed(shared, streamed_features(audio, len(audio)))
+    assert_motion_equal(run_streamed(own, streamed_features(audio, len(audio))), whole)
+    assert_motion_equal(run_streamed(shared, streamed_features(audio, 2222)), whole)  # and streamed in chunks

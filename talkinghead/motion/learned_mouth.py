@@ -137,6 +137,7 @@ class LearnedMouthMotion:
         self._ahead = max(len(self._smooth) // 2, SPEECH_WINDOW if self._speech_column is not None else 0)
         self._offsets = self.model.config.get("offsets", {})  # IOD added to each output's scaled value
         self.lookahead = 0  # set by start(): frames held back (informational; decided by the audio's arrival)
+        self._listeners = []  # share_speech_states: callables given each decided frame's centre states
 
     @property
     def latency_s(self) -> float:
@@ -146,6 +147,17 @@ class LearnedMouthMotion:
         speech_frames = SPEECH_WINDOW if self._speech_column is not None else 0
         frames = max(len(self._smooth) // 2, MIN_REST_FRAMES - 1 + speech_frames)
         return self.model.grid.latency_s + max(self.model.offsets_s) + 1 / 50 + frames / getattr(self, "fps", 25.0)
+
+    def share_speech_states(self, layer: int, grid: StreamGrid, listener) -> bool:
+        """Offer the encoder states this source computes anyway: if its model reads `layer` on `grid` at the
+        frame centre (offset 0), `listener` gets each frame's (T, width) states at those centres as they are
+        decided, from the next start() on, and this returns True (another source need not run the encoder
+        again); otherwise False."""
+        m = self.model
+        if m.config["layer"] != layer or m.grid != grid or 0.0 not in m.offsets_s:
+            return False
+        self._listeners.append(listener)
+        return True
 
     def start(self, rest_expression: np.ndarray, fps: float) -> None:
         """Reset for a new clip of a portrait whose own scores are `rest_expression` (52,)."""
@@ -191,6 +203,11 @@ class LearnedMouthMotion:
             self._rules_frames += len(rules)
         for row in speech:
             self._outputs.append(self.model.predict(row))
+        if self._listeners:
+            centre = self.model.offsets_s.index(0.0)
+            width = speech.shape[1] // len(self.model.offsets_s)
+            for listener in self._listeners:
+                listener(speech[:, centre * width:(centre + 1) * width])
 
     def _emit(self, final: bool) -> Motion:
         """Frames whose rule-based motion, smoothed model outputs and pause look-ahead are all known."""

@@ -5,7 +5,7 @@ index, so chunking never changes the output) conditioned on the `previous` frame
 the prosody of its audio (and of the previous frames'), the portrait's rest expression and the head
 controls; the next window continues from it, so any length works without seams or drift (VASA-1's
 scheme). A model trained on speech states (ModelConfig.audio_features "speech") reads those instead
-of prosody, from its own streamed speech encoder over the PCM. The mouth comes from another
+of prosody: the speech mouth's own (it computes them anyway), or its own streamed encoder's. The mouth comes from another
 MotionSource (the speech model by default): its mouth coefficients replace the generated ones. The
 model runs at its own frame rate (25 fps); audio rows are picked and motion interpolated for other
 video rates.
@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ...audio.features import SAMPLE_RATE, WINDOW_FRAMES, AudioFeatures
+from ...audio.features import WINDOW_FRAMES, AudioFeatures
 from ...audio.speech_encoder import ENCODER_RATE, SpeechFeatureStream, StreamGrid
 from ...config import MotionConfig
 from ...face.expression import load_basis
@@ -138,6 +138,9 @@ class DiffusionMotion:
         self.model, self.mouth, self.config = model, mouth, config
         self.generate_window = WindowGenerator(model, sampling, config)
         self.reads_speech = model.config.audio_features == "speech"  # the speech encoder's states, not prosody
+        offer = getattr(mouth, "share_speech_states", None) if self.reads_speech else None
+        # the speech mouth computes the same states: take them from it rather than run the encoder twice
+        self.shares_mouth_states = bool(offer and offer(model.config.speech_layer, StreamGrid(), self._mouth_states))
         self.lookahead = model.config.window  # set again in start() for the video's frame rate
 
     @property
@@ -162,7 +165,8 @@ class DiffusionMotion:
         self.mouth.start(rest_expression, fps)
         self.lookahead = max(getattr(self.mouth, "lookahead", 0), int(np.ceil(c.window / self.ratio)))
         self._audio = np.zeros((0, c.audio_dims), np.float32)  # conditioning rows from video frame _audio_start on
-        self._speech = SpeechFeatureStream(fps, c.speech_layer, (0.0,), StreamGrid()) if self.reads_speech else None
+        own = self.reads_speech and not self.shares_mouth_states
+        self._speech = SpeechFeatureStream(fps, c.speech_layer, (0.0,), StreamGrid()) if own else None
         self._audio_start = 0
         self._last_loudness: float | None = None
         self._motion = np.zeros((0, c.motion_dims), np.float32)  # standardised, model frames from _motion_start
@@ -175,9 +179,10 @@ class DiffusionMotion:
 
     def push(self, features: AudioFeatures) -> Motion:
         """Consume features; return the frames now decided."""
-        if self._speech is not None:
+        if self.reads_speech:
             self._samples += len(features.samples)
-            self._add_rows(speech_vectors(self._speech.push(features.samples), self.model.stats))
+            if self._speech is not None:
+                self._add_rows(speech_vectors(self._speech.push(features.samples), self.model.stats))
         elif len(features):
             self._add_rows(audio_vectors(features, self._last_loudness))
             self._last_loudness = float(features.loudness_db[-1])
@@ -190,17 +195,18 @@ class DiffusionMotion:
     def flush(self) -> Motion:
         """Generate the windows the clip's end needs (audio past it is silence) and return the rest."""
         self._mouth = Motion.concat([self._mouth, self.mouth.flush()])
-        if self._speech is not None and self._frames and not self._samples:
+        if self.reads_speech and self._frames and not self._samples:
             raise ValueError("a speech-reading motion model got no audio samples: feed it AudioFeatures from "
                              "audio.FeatureStream")
-        if self._speech is not None:  # the states of the clip's end, and of the silence after it that the last
-            # window reads (encoded in context, as the clip's own audio continued by silence)
-            past_end = int(np.ceil(self.model.config.window / self.ratio)) + 1
-            self._speech.push(np.zeros(int(np.ceil(past_end * SAMPLE_RATE / self.fps)), np.float32))
+        if self._speech is not None:  # the states of the clip's end (past it, the last row is held)
             self._add_rows(speech_vectors(self._speech.flush(), self.model.stats))
         while self._model_frames() - 1 < np.ceil((self._frames - 1) * self.ratio):
             self._generate()
         return self._emit(final=True)
+
+    def _mouth_states(self, states: np.ndarray) -> None:
+        """The speech mouth's frame-centre encoder states, as it decides them (see shares_mouth_states)."""
+        self._add_rows(speech_vectors(states, self.model.stats))
 
     def _add_rows(self, rows: np.ndarray) -> None:
         self._audio = np.concatenate([self._audio, rows.astype(np.float32)])
@@ -226,7 +232,7 @@ class DiffusionMotion:
         first = self._windows * c.window
         frames = np.arange(first - c.previous, first + c.window)
         rows = np.array([self._audio_row(max(f, 0)) for f in frames]) - self._audio_start
-        past_end = self._audio[-1:] if self.reads_speech else silent_rows(1)  # speech: silence was encoded at flush
+        past_end = self._audio[-1:] if self.reads_speech else silent_rows(1)  # speech: the clip's last state held
         audio = np.concatenate([self._audio, past_end])[np.minimum(rows, len(self._audio))]
         previous = None
         if self._windows:  # fewer frames than the context early in a clip (short windows): the first repeats
