@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
                                    "write a NumPy checkpoint that carries its config.")
     q.add_argument("--data", type=Path, required=True, help="a folder written by `talkinghead data prepare`")
     q.add_argument("--config", choices=CONFIG_NAMES, default="cpu",
-                   help="size and schedule: tiny (CI, seconds), cpu (2 s windows, ~20 min on 2 cores), cpu_speech (cpu "
+                   help="size and schedule: tiny (CI, seconds), cpu (2 s windows, 7-9 min on 2 cores), cpu_speech (cpu "
                         "reading the speech encoder's states instead of prosody), cpu_causal "
                         "(80 ms windows for live), gpu (8 x 512, for hours of video) (default: cpu)")
     q.add_argument("--out", type=Path, required=True, help="checkpoint to write (.npz)")
