@@ -63,7 +63,7 @@ CONFIGS = {
     # CI: trains in seconds, tests shapes, determinism and that the loss falls
     "tiny": TrainConfig(ModelConfig(width=32, layers=1, heads=2, window=8, previous=4), steps=60, batch=8,
                         learning_rate=3e-3, warmup_steps=5, ema_decay=0.9, validate_every=40),
-    # this 2-core machine, about 20 minutes: 2 s windows for offline generation
+    # this 2-core machine, 7-9 minutes: 2 s windows for offline generation
     "cpu": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10), steps=4000, batch=32),
     # the cpu config reading the speech encoder's states instead of prosody
     "cpu_speech": TrainConfig(ModelConfig(width=128, layers=4, heads=4, window=50, previous=10,
