@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 CONFIG_NAMES = ("tiny", "cpu", "cpu_speech", "cpu_causal", "gpu")  # training/motion_train.CONFIGS (torch is imported lazily)
-DEVICES = ("auto", "cpu", "cuda")  # training/motion_train.DEVICES
+DEVICES = ("auto", "cpu", "cuda")  # where training runs (motion_train.resolve_device)
 EXAMPLES = """examples:
   pip install 'talkinghead[train]'    # torch 2.13.0, CPU build
   talkinghead data prepare ../shared/data/train --out build/train --speakers scripts/train_speakers.tsv

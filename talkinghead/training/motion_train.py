@@ -24,10 +24,10 @@ from ..motion.learned.network import conditioning_input
 from ..motion.learned.representation import (AUDIO_FEATURES, EXPRESSION, GAZE, HEAD, SPEECH_COMPONENTS,
                                              fit_speech_projection, speech_vectors, standardised_rest)
 from ..motion.mixer import REGION_INDEX
+from .cli import DEVICES  # where training runs (resolve_device); the CLI's choices, kept free of torch
 from .motion_data import Clip, WindowSampler, statistics
 from .motion_network import MotionTransformerTorch, export_weights
 
-DEVICES = ("auto", "cpu", "cuda")  # where training runs (resolve_device)
 PROGRESS_LOSS_EVERY = 20  # steps between the progress bar's loss readings
 P_MEAN, P_STD = -1.2, 1.2  # EDM's training noise distribution (log-normal sigma)
 MIRRORED_HEAD = np.array([-1, 1, -1, -1, 1, 1], np.float32)  # yaw, roll and tx change sign in a mirror

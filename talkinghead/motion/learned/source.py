@@ -5,10 +5,10 @@ index, so chunking never changes the output) conditioned on the `previous` frame
 the prosody of its audio (and of the previous frames'), the portrait's rest expression and the head
 controls; the next window continues from it, so any length works without seams or drift (VASA-1's
 scheme). A model trained on speech states (ModelConfig.audio_features "speech") reads those instead
-of prosody: the speech mouth's own (it computes them anyway), or its own streamed encoder's. The mouth comes from another
-MotionSource (the speech model by default): its mouth coefficients replace the generated ones. The
-model runs at its own frame rate (25 fps); audio rows are picked and motion interpolated for other
-video rates.
+of prosody: the speech mouth's (it computes them anyway), or its own streamed encoder's. The mouth
+comes from another MotionSource (the speech model by default): its mouth coefficients replace the
+generated ones. The model runs at its own frame rate (25 fps); audio rows are picked and motion
+interpolated for other video rates.
 """
 
 from __future__ import annotations
