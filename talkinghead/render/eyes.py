@@ -21,12 +21,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-IRIS_PAINT_MARGIN = 1.15  # the portrait's iris is painted over out to this many iris radii (no ghost)
+IRIS_PAINT_MARGIN = 1.35  # the portrait's iris is painted over out to this many iris radii (no ghost of its rim)
+SCLERA_SAMPLE_MARGIN = 1.0  # the sclera's colour is read from beyond this many iris radii
 FILL_SIGMA = 0.5  # iris radii: smoothing of the near sclera fill (normalised convolution)
 FAR_FILL_SIGMA = 2.0  # iris radii: smoothing of the far fill (where no sclera pixel is near)
 EYE_BOX_MARGIN = 0.35  # eye widths around the opening where the eyeball texture is prepared
 SCLERA_MIN_PIXELS = 6  # fewer sclera pixels than this: use the brightest pixels of the opening
-SCLERA_PERCENTILE = 60
+SCLERA_PERCENTILE = 90  # ... or, where none is seen, the brightest tenth of the opening
+SCLERA_BRIGHT_PERCENTILE = 75  # of the opening's pixels beside the iris, the brightest quarter are taken as sclera
 IRIS_RINGS = 6  # radial bins of the iris colour used where neither the iris nor its mirror image is visible
 IRIS_FALLBACK = (70, 55, 45)  # RGB of an iris the portrait does not show at all
 LID_SHADOW = 0.3  # darkening of the eyeball right under a fully lowered upper lid
@@ -47,6 +49,7 @@ IRIS_KEEP_FROM_CORNER = 0.5  # ... and this many iris radii from each corner (so
 OPENING_DILATE = 0.06  # eye widths: the opening as the tracker outlined it, grown by this (landmarks miss its edge)
 CLOSED_SOFTNESS = 0.04  # eye widths: blur of the lid-skin patch's edge (no seam where it meets the lid)
 LUMA = np.float32([0.299, 0.587, 0.114])  # RGB -> luminance (Rec. 601)
+SCLERA_SHADE = 0.25  # darkening of the synthesised sclera half an eye width from the eyeball's centre (a ball, not a plate)
 SKIN_FROM, SKIN_FULL = 0.5, 0.9  # closures over which what the lids would still show of the opening becomes lid skin
 
 
@@ -185,17 +188,28 @@ class EyeLayer:
         inner = cv2.erode((opening > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # not the lid margin
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         dist = np.hypot(xs - centre[0], ys - centre[1])
-        sclera = (inner & (dist > radius * IRIS_PAINT_MARGIN)).astype(np.float32)
-        if sclera.sum() < SCLERA_MIN_PIXELS:  # no white visible: the brightest pixels of the opening
-            pixels = sub[opening > 0.5]
-            colour = (np.median(pixels[pixels.sum(1) >= np.percentile(pixels.sum(1), SCLERA_PERCENTILE)], 0)
-                      if len(pixels) else sub.reshape(-1, 3).mean(0))
-            fill = np.broadcast_to(colour.astype(np.float32), sub.shape)
+        # the sclera's colour: the bright part of the opening beside the iris (the tracked outline often
+        # takes in some lid, lash or liner, and the iris's own rim lies just past its tracked radius)
+        luminance = sub @ LUMA
+        samples = inner & (dist > radius * SCLERA_SAMPLE_MARGIN)
+        if samples.sum() >= SCLERA_MIN_PIXELS:
+            samples &= luminance >= np.percentile(luminance[samples], SCLERA_BRIGHT_PERCENTILE)
+        if samples.sum() < SCLERA_MIN_PIXELS:  # no white visible: the brightest pixels of the opening
+            shown = opening > 0.5
+            samples = shown & (luminance >= np.percentile(luminance[shown], SCLERA_PERCENTILE)) if shown.any() else shown
+        samples = samples.astype(np.float32)
+        if samples.sum() < 1:
+            fill = np.broadcast_to(sub.reshape(-1, 3).mean(0), sub.shape)
         else:
-            near, weight = _normalised_blur(sub, sclera, max(FILL_SIGMA * radius, 1.0))
-            far, _ = _normalised_blur(sub, sclera, max(FAR_FILL_SIGMA * radius, 2.0))
+            near, weight = _normalised_blur(sub, samples, max(FILL_SIGMA * radius, 1.0))
+            far, _ = _normalised_blur(sub, samples, max(FAR_FILL_SIGMA * radius, 2.0))
             t = np.clip(weight / 0.25, 0, 1)[..., None]
             fill = near * t + far * (1 - t)
+            # far from any sclera the portrait shows, the fill is one flat colour: shade it as a ball,
+            # darker towards the corners and under the lids (near the shown sclera its own shading holds)
+            falloff = np.minimum(dist / max(0.5 * width, 1.0), 1.0) ** 2
+            fill = fill * (1 - SCLERA_SHADE * falloff[..., None] * (1 - t))
+        sclera = samples * (dist > radius * IRIS_PAINT_MARGIN)
         keep = ((opening > 0.5) & (dist > radius * IRIS_PAINT_MARGIN - 1)).astype(np.float32)[..., None]
         self.ball[y0:y1, x0:x1] = np.clip(sub * keep + fill * (1 - keep), 0, 255).astype(np.uint8)
         keep = cv2.GaussianBlur(sclera, (0, 0), 0.7)[..., None]
