@@ -199,7 +199,9 @@ class MotionConfig(Validated):
     head_amplitude: float = option(1.0, "scale of the generated head motion: sway, lean and nods (0 holds it "
                                    "still); --amplitude head= scales the final head motion instead",
                                    range=SCALE_RANGE)
-    head_speed: float = option(1.0, "scale of how fast the idle head motion drifts", range=SCALE_RANGE)
+    head_speed: float = option(1.0, "scale of how fast the head moves: the rules' idle drift, or the learned "
+                               "generator's quicker movements (its slow sway kept; 0.5 gives about 0.75 of the "
+                               "speed)", range=SCALE_RANGE)
     mouth_amplitude: float = option(1.0, "scale of the generated jaw and lip motion; --amplitude mouth= scales the "
                                     "final mouth motion instead", range=SCALE_RANGE)
     gaze_saccades: bool = option(True, "small eye movements around the camera direction")
@@ -227,9 +229,10 @@ class MotionConfig(Validated):
         "speakers, it made motion jittery for faces unlike theirs; off uses the branch trained without it)")
     audio_guidance: float = option(1.0, "classifier-free guidance on the audio: 1 samples the conditioned model, "
                                    "above 1 follows the voice more (two network calls a step)", range=(0.0, 5.0))
-    control_guidance: float = option(1.0, "classifier-free guidance on the head controls (--head-amplitude, "
-                                     "--head-speed): 1 samples the conditioned model, above 1 follows them more (one "
-                                     "more network call a step)", range=(0.0, 5.0))
+    control_guidance: float = option(1.0, "classifier-free guidance on the model's head-control inputs, held at "
+                                     "the training median (--head-amplitude and --head-speed act on its output): 1 "
+                                     "samples the conditioned model, above 1 keeps closer to a median head (one more "
+                                     "network call a step)", range=(0.0, 5.0))
 
 
 @dataclass(frozen=True)

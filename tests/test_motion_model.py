@@ -397,6 +397,46 @@ def test_the_checkpoints_head_gain_scales_the_head_motion():
     np.testing.assert_array_equal(doubled.gaze, plain.gaze)
 
 
+@pytest.mark.parametrize("amplitude", [0.25, 0.5, 2.0, 3.0])
+def test_head_amplitude_scales_the_generated_head_exactly(amplitude):
+    """The model is conditioned at its median head whatever is asked (it hardly followed the control), and the
+    amplitude scales its output: the same sample, scaled, with gaze and face untouched."""
+    features = extract_features(speech(2.5), FPS)
+    plain = run(diffusion(), features)
+    scaled = run(diffusion(head_amplitude=amplitude), features)
+    np.testing.assert_allclose(scaled.head[:, :5], amplitude * plain.head[:, :5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(scaled.gaze, plain.gaze)
+    np.testing.assert_array_equal(scaled.expression, plain.expression)
+
+
+def test_head_speed_scales_the_heads_quicker_movements_and_streams():
+    features = extract_features(speech(4.0), FPS)
+    speed = lambda m: float(np.abs(np.diff(m.head[:, :3], axis=0)).mean())  # noqa: E731
+    runs = {s: run(diffusion(head_speed=s), features) for s in (0.5, 1.0, 2.0)}
+    assert speed(runs[0.5]) < 0.8 * speed(runs[1.0]) and speed(runs[2.0]) > 1.3 * speed(runs[1.0])
+    for s, out in runs.items():
+        np.testing.assert_array_equal(out.gaze, runs[1.0].gaze)
+        assert np.isfinite(out.head).all()
+        # the slow sway is kept: the heads agree once smoothed over a second
+        slow = lambda m: np.convolve(m.head[:, 0], np.ones(25) / 25, mode="valid")  # noqa: E731
+        assert np.abs(slow(out) - slow(runs[1.0])).max() < 0.5 * np.abs(runs[1.0].head[:, 0]).max() + 1e-6
+    assert_motion_equal(run(diffusion(head_speed=0.5), features, chunks=[1, 7, 3, 20, 2, 31]), runs[0.5])
+
+
+def test_pace_head_at_speed_one_is_the_window_and_keeps_a_still_head_still():
+    from talkinghead.motion.learned.representation import HEAD
+    from talkinghead.motion.learned.source import pace_head
+
+    rng = np.random.default_rng(1)
+    before = rng.standard_normal((9, MOTION_DIMS)).astype(np.float32)
+    window = rng.standard_normal((20, MOTION_DIMS)).astype(np.float32)
+    assert pace_head(window, before, 1.0) is window
+    still = np.tile(window[:1], (20, 1))
+    np.testing.assert_allclose(pace_head(still, np.tile(window[:1], (9, 1)), 2.0), still, atol=1e-5)
+    out = pace_head(window, before, 0.5)
+    np.testing.assert_array_equal(out[:, HEAD.stop:], window[:, HEAD.stop:])
+
+
 def test_head_smoothing_keeps_what_came_before_and_removes_jitter():
     from talkinghead.motion.learned.representation import HEAD
     from talkinghead.motion.learned.source import smooth_head

@@ -34,13 +34,14 @@ from .representation import (GAZE, HEAD, LOUDNESS_FLOOR_DB, ROTATION, TRANSLATIO
 from .samplers import karras_sigmas, sampler
 
 WINDOW_SEED = 7  # stream id of the window noise in np.random.default_rng([seed, WINDOW_SEED, window])
-CONTROL_SCALE_RANGE = (0.5, 2.0)  # head amplitude / speed factors the model is conditioned on (its training
-# windows span about this range around the median); the amplitude beyond it is applied by scaling
 DEFAULT_FPS = 25.0  # the frame rate latency_s assumes before start()
 HEAD_SMOOTHING_FRAMES = 1.5  # Gaussian sigma (model frames) over each new window's head pose: the sampled pose
 # jitters frame to frame (mean |second difference| 2.4x a real head's on the training split); this sigma brings
 # it to a real head's (0.19 against 0.18 degrees a frame squared, scripts/eval_motion.py --shards ... --split train)
 HEAD_SMOOTHING_RADIUS = 6  # frames each side the Gaussian reaches
+HEAD_PACE_FRAMES = 3.0  # Gaussian sigma (model frames) splitting the head pose into its slow sway and its quicker
+# movements (nods, turns: mostly above 1.3 Hz); MotionConfig.head_speed scales the quicker part
+HEAD_PACE_RADIUS = 9
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,27 @@ def smooth_head(window: np.ndarray, before: np.ndarray) -> np.ndarray:
     HEAD_SMOOTHING_FRAMES; `before` (B, D) are the frames already generated (B may be 0), read but not
     changed, so the smoothing runs on across window boundaries; past the window's end the window is
     mirrored (its next window is not known yet). Chunking never changes it: windows are fixed."""
-    radius = HEAD_SMOOTHING_RADIUS
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / HEAD_SMOOTHING_FRAMES) ** 2)
+    out = window.copy()
+    out[:, HEAD] = _gaussian_head(window, before, HEAD_SMOOTHING_FRAMES, HEAD_SMOOTHING_RADIUS)
+    return out
+
+
+def pace_head(window: np.ndarray, before: np.ndarray, speed: float) -> np.ndarray:
+    """(W, D) window whose head pose moves `speed` times as fast in its quicker movements: the pose is
+    split by a Gaussian of HEAD_PACE_FRAMES into a slow sway, kept, and the rest, scaled by `speed` (below 1
+    calmer, above 1 brisker; 1 returns the window unchanged). `before` as smooth_head's."""
+    if speed == 1.0:
+        return window
+    slow = _gaussian_head(window, before, HEAD_PACE_FRAMES, HEAD_PACE_RADIUS)
+    out = window.copy()
+    out[:, HEAD] = slow + np.float32(speed) * (window[:, HEAD] - slow)
+    return out
+
+
+def _gaussian_head(window: np.ndarray, before: np.ndarray, sigma: float, radius: int) -> np.ndarray:
+    """(W, len(HEAD)) the window's head pose smoothed by a Gaussian of `sigma` frames reaching `radius`
+    frames each side, over `before` and the window (see smooth_head)."""
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     head = np.concatenate([before[:, HEAD], window[:, HEAD]])
     start = np.repeat(head[:1], max(radius - len(before), 0), 0)  # the clip's first frame held
     mirror = head[-2::-1][:radius] if len(head) > 1 else head[-1:]  # mirrored about the last frame
@@ -80,9 +100,7 @@ def smooth_head(window: np.ndarray, before: np.ndarray) -> np.ndarray:
     padded = np.concatenate([start, head, end])
     first = len(start) + len(before) - radius  # the span centred on the window's first frame
     spans = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=0)[first:first + len(window)]
-    out = window.copy()
-    out[:, HEAD] = spans @ (kernel / kernel.sum())
-    return out
+    return (spans @ (kernel / kernel.sum())).astype(window.dtype)
 
 
 def silent_rows(count: int) -> np.ndarray:
@@ -102,11 +120,10 @@ class WindowGenerator:
         self.denoiser = Denoiser(MotionTransformer(c, model.weights), c.sigma_data, c.prediction)
         self.sigmas = karras_sigmas(sampling.steps, c.sigma_min, c.sigma_max)
         self.sample = sampler(sampling.sampler)
-        s = model.stats
-        lo, hi = CONTROL_SCALE_RANGE
-        self.amplitude_used = float(np.clip(config.head_amplitude, lo, hi))
-        factors = np.log([self.amplitude_used, float(np.clip(config.head_speed, lo, hi))])
-        self.controls = (factors / s["control_std"]).astype(np.float32)  # standardised: the median is 0
+        # the head controls are conditioned at their training median (standardised 0). The model hardly follows
+        # them (amplitude 0.5 / 1 / 2 gave 2 s windows of 1.26 / 1.36 / 1.44 degrees, docs/motion_model.md),
+        # so head_amplitude and head_speed are applied to its output instead (DiffusionMotion._finish, pace_head)
+        self.controls = np.zeros(len(model.stats["control_std"]), np.float32)
 
     def __call__(self, index: int, previous: np.ndarray | None, audio: np.ndarray, rest: np.ndarray) -> np.ndarray:
         """Window `index`: previous (P, D) standardised or None, audio (P+W, A) raw -> (W, D) standardised."""
@@ -170,6 +187,7 @@ class DiffusionMotion:
         self._audio_start = 0
         self._last_loudness: float | None = None
         self._motion = np.zeros((0, c.motion_dims), np.float32)  # standardised, model frames from _motion_start
+        self._shown = self._motion  # the same with head_speed applied (what is emitted; windows read _motion)
         self._motion_start = 0
         self._windows = 0
         self._mouth = Motion.empty()  # mouth-source frames from _next on
@@ -239,18 +257,20 @@ class DiffusionMotion:
             previous = self._motion[-c.previous:]
             previous = np.concatenate([np.repeat(previous[:1], c.previous - len(previous), 0), previous])
         window = self.generate_window(self._windows, previous, audio, self.rest)
-        window = smooth_head(window, self._motion[-HEAD_SMOOTHING_RADIUS:])
-        self._motion = np.concatenate([self._motion, window.astype(np.float32)])
+        window = smooth_head(window, self._motion[-HEAD_SMOOTHING_RADIUS:]).astype(np.float32)
+        shown = pace_head(window, self._motion[-HEAD_PACE_RADIUS:], self.config.head_speed)
+        self._motion = np.concatenate([self._motion, window])
+        self._shown = np.concatenate([self._shown, shown])
         self._windows += 1
         self._trim()
 
     def _trim(self) -> None:
         """Keep only what later windows and frames need (memory is flat for any length)."""
         c = self.model.config
-        context = max(c.previous, HEAD_SMOOTHING_RADIUS)  # the next window reads these (smooth_head too)
+        context = max(c.previous, HEAD_SMOOTHING_RADIUS, HEAD_PACE_RADIUS)  # the next window reads these
         keep_from = min(self._model_frames() - context, int(np.floor(self._next * self.ratio)))
         drop = max(0, keep_from - self._motion_start)
-        self._motion, self._motion_start = self._motion[drop:], self._motion_start + drop
+        self._motion, self._shown, self._motion_start = self._motion[drop:], self._shown[drop:], self._motion_start + drop
         first_needed = self._audio_row(max(self._windows * c.window - c.previous, 0))
         drop = max(0, min(first_needed, self._conditioned()) - self._audio_start)
         self._audio, self._audio_start = self._audio[drop:], self._audio_start + drop
@@ -266,7 +286,7 @@ class DiffusionMotion:
             raise AssertionError("flush left frames undecided")
         if count == 0:
             return Motion.empty()
-        standardised = interpolate_rows(self._motion, (self._next + np.arange(count)) * self.ratio - self._motion_start)
+        standardised = interpolate_rows(self._shown, (self._next + np.arange(count)) * self.ratio - self._motion_start)
         s = self.model.stats
         motion = self._finish(standardised * s["motion_std"] + s["motion_mean"], self._mouth[:count])
         self._mouth = self._mouth[count:]
@@ -275,12 +295,12 @@ class DiffusionMotion:
         return motion
 
     def _finish(self, vectors: np.ndarray, mouth: Motion) -> Motion:
-        """Generated vectors -> Motion: head amplitude beyond the conditioned range, gaze switch, the mouth."""
+        """Generated vectors -> Motion: head gain and amplitude, gaze switch, the mouth."""
         vectors = vectors.astype(np.float32).copy()
         # head_gain: the checkpoint's own calibration (scripts/calibrate_motion.py): how much wider real heads
         # move than the model's smoothed samples on its training split; 1 for checkpoints without it
         gain = float(self.model.info.get("head_gain", 1.0))
-        scale = gain * self.config.head_amplitude / self.generate_window.amplitude_used
+        scale = gain * self.config.head_amplitude
         vectors[:, ROTATION] *= scale
         vectors[:, TRANSLATION] *= scale
         if not self.config.gaze_saccades:
