@@ -84,6 +84,8 @@ def main() -> None:
     from talkinghead.face.tracking import track_video
     from talkinghead.video import read_video_frames
 
+    if args.out.exists() and not args.out.is_dir():
+        raise SystemExit(f"--out {args.out} is a file: give a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     peaks, crops = [], []
     for path in paths:

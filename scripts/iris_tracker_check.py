@@ -106,11 +106,19 @@ def main() -> None:
     paths = args.clips or sorted(DEFAULT_CLIPS.glob("*.mp4"))
     if not paths:
         raise SystemExit(f"no clips: give --clips, or provide {DEFAULT_CLIPS}")
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise SystemExit(f"no such file: {', '.join(missing)}")
+    from talkinghead.errors import TalkingHeadError
+
     pooled = {"x": [], "y": []}
     print("| clip | eyes | x corr | x slope | x pixel sd | y corr | y slope | y pixel sd |")
     print("|---|---|---|---|---|---|---|---|")
     for path in paths:
-        rows = clip_offsets(path)
+        try:
+            rows = clip_offsets(path)
+        except TalkingHeadError as error:
+            raise SystemExit(f"{path}: {error}") from None
         if len(rows) < 10:
             print(f"| {path.stem} | {len(rows)} | - | - | - | - | - | - |")
             continue
