@@ -36,12 +36,6 @@ def clips() -> list[Path]:
     return [p for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.mp4"))]
 
 
-def blink_scores(blendshapes: np.ndarray) -> np.ndarray:
-    from talkinghead.face import landmarks as L
-
-    return blendshapes[:, [L.BLENDSHAPE_INDEX["eyeBlinkLeft"], L.BLENDSHAPE_INDEX["eyeBlinkRight"]]].mean(1)
-
-
 def eye_crop(frame: np.ndarray, landmarks: np.ndarray, label: str) -> np.ndarray:
     """Both eyes of one frame, scaled to CROP_HEIGHT, with a label."""
     import cv2
@@ -81,6 +75,7 @@ def main() -> None:
     from scipy.signal import find_peaks
 
     from talkinghead.evaluation.runner import DEFAULT_CACHE
+    from talkinghead.face.measure import blink_score
     from talkinghead.face.tracking import track_video
     from talkinghead.video import read_video_frames
 
@@ -90,7 +85,7 @@ def main() -> None:
     peaks, crops = [], []
     for path in paths:
         track = track_video(path, cache_dir=DEFAULT_CACHE, video=False)
-        scores = np.where(track.found, blink_scores(track.blendshapes), 0.0)
+        scores = np.where(track.found, blink_score(track.blendshapes), 0.0)
         found, _ = find_peaks(scores, prominence=PEAK_PROMINENCE)
         if not len(found):
             continue
