@@ -28,9 +28,10 @@ from threadpoolctl import threadpool_limits
 
 from talkinghead.audio.features import FeatureStream, extract_features
 from talkinghead.config import SAMPLE_RATE
-from talkinghead.evaluation.metrics import rotation_spread
+from talkinghead.evaluation.metrics import rotation_spread, runs, scored_silence
 from talkinghead.evaluation.motion_measures import audio_motion_alignment, frechet_distance, window_statistics
 from talkinghead.evaluation.runner import DEFAULT_CACHE
+from talkinghead.evaluation.voice import voiced_frames
 from talkinghead.evaluation.variants import parse_variant
 from talkinghead.face.tracking import track_video
 from talkinghead.io import load_audio
@@ -105,6 +106,26 @@ def blinks_per_minute(vectors: np.ndarray, fps: float) -> float:
     return kept * 60.0 * fps / max(len(vectors), 1)
 
 
+def head_speeds(vectors: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) head angular speed, degrees a second (NaN on the first frame)."""
+    return np.r_[np.nan, np.linalg.norm(np.diff(np.asarray(vectors, np.float64)[:, :3], axis=0), axis=1) * fps]
+
+
+def speech_and_pause_speeds(vectors: np.ndarray, audio: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Head speeds in the voiced frames and in the silent stretches the evaluation scores (WebRTC's VAD and
+    metrics.scored_silence: the same rulers as `talkinghead eval`, not the generator's own detector)."""
+    voiced = voiced_frames(audio, fps, len(vectors))
+    speed = head_speeds(vectors, fps)
+    return speed[voiced], speed[scored_silence(voiced, fps)]
+
+
+def pause_ratio(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Pooled median pause speed over pooled median voiced speed."""
+    voiced = np.concatenate([p[0] for p in pairs])
+    pause = np.concatenate([p[1] for p in pairs])
+    return float(np.nanmedian(pause) / np.nanmedian(voiced))
+
+
 def statistics(vectors: np.ndarray, fps: float) -> np.ndarray:
     return window_statistics(vectors[:, :3], vectors[:, EXPRESSION], fps)
 
@@ -114,6 +135,7 @@ def evaluate_variant(variant, clips: list[dict], seeds: int) -> dict:
     from dataclasses import replace
 
     rows, windows, real_windows, yaw_correlations, seconds, audio_seconds = [], [], [], [], 0.0, 0.0
+    pauses, real_pauses = [], []
     for clip in clips:
         fps = int(round(clip["fps"]))
         real = clip["vectors"]
@@ -138,6 +160,8 @@ def evaluate_variant(variant, clips: list[dict], seeds: int) -> dict:
                      "alignment_all_seeds": float(np.nanmean([audio_motion_alignment(r[:len(real), :3], loud, fps)
                                                               for r in runs])),
                      "real_alignment": audio_motion_alignment(real[:, :3], loud, fps)})
+        pauses += [speech_and_pause_speeds(r[:len(real)], clip["audio"], fps) for r in runs]
+        real_pauses.append(speech_and_pause_speeds(real, clip["audio"], fps))
         windows.append(statistics(gen, fps))
         real_windows.append(statistics(real, fps))
         yaws = [r[:, 0] for r in runs]
@@ -151,6 +175,7 @@ def evaluate_variant(variant, clips: list[dict], seeds: int) -> dict:
             "blinks_per_minute": mean("blinks_per_minute"), "real_blinks_per_minute": mean("real_blinks_per_minute"),
             "alignment": mean("alignment"), "alignment_all_seeds": mean("alignment_all_seeds"),
             "real_alignment": mean("real_alignment"),
+            "pause_ratio_all_seeds": pause_ratio(pauses), "real_pause_ratio": pause_ratio(real_pauses),
             "motion_fd": frechet_distance(np.concatenate(windows), np.concatenate(real_windows)),
             "cross_seed_yaw_r": float(np.mean(yaw_correlations)) if yaw_correlations else float("nan"),
             "x_real_time_one_thread": audio_seconds / seconds}
@@ -187,7 +212,8 @@ def long_run(variant, clips: list[dict], seconds: float) -> dict:
 
 
 def plot_clip(variants, clip: dict, path: Path, seeds: int = 3) -> None:
-    """Yaw and pitch over time: the real clip and each variant (a few seeds), one panel per angle."""
+    """Yaw and pitch over time: the real clip and each variant (a few seeds), one panel per angle; the
+    silent stretches the evaluation scores (WebRTC's VAD) shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,7 +223,10 @@ def plot_clip(variants, clip: dict, path: Path, seeds: int = 3) -> None:
     fps = int(round(clip["fps"]))
     fig, axes = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True)
     t = np.arange(len(clip["vectors"])) / fps
+    silent = scored_silence(voiced_frames(clip["audio"], fps, len(t)), fps)
     for k, (ax, name) in enumerate(zip(axes, ("yaw", "pitch"))):
+        for i, (start, stop) in enumerate(runs(silent)):
+            ax.axvspan(start / fps, stop / fps, color="0.85", lw=0, label="pause (scored)" if i == 0 else None)
         ax.plot(t, clip["vectors"][:, k] - np.median(clip["vectors"][:, k]), "k", lw=2, label="real")
         for v, colour in zip(variants, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
             for seed in range(seeds):
@@ -207,7 +236,7 @@ def plot_clip(variants, clip: dict, path: Path, seeds: int = 3) -> None:
                         label=f"{v.name}" if seed == 0 else None)
         ax.set_ylabel(f"{name} (degrees)")
     axes[0].legend(loc="upper right", ncol=len(variants) + 1)
-    axes[0].set_title(f"{clip['name']}: real head motion and generated ({seeds} seeds each)")
+    axes[0].set_title(f"{clip['name']}: real head motion and generated ({seeds} seed{'s' if seeds != 1 else ''} each)")
     axes[1].set_xlabel("seconds")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +253,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="seeds per clip (diversity: cross-seed yaw correlation)")
     parser.add_argument("--long", type=float, help="instead: one run of this many seconds (drift and memory)")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
+    parser.add_argument("--plot-seeds", type=int, default=3, help="with --plot: seeds drawn per variant")
     parser.add_argument("--plot", nargs=2, metavar=("CLIP", "PNG"), help="instead: plot yaw and pitch of one clip")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variant or ["rules"]]
@@ -232,7 +262,7 @@ def main() -> None:
     clips = (shard_clips(args.shards, args.split, args.speech_only) if args.shards
              else [real_clip(p) for p in sorted(args.data.glob("*.mp4"))])
     if args.plot:
-        plot_clip(variants, next(c for c in clips if c["name"] == args.plot[0]), Path(args.plot[1]))
+        plot_clip(variants, next(c for c in clips if c["name"] == args.plot[0]), Path(args.plot[1]), args.plot_seeds)
         return
     with threadpool_limits(1):  # the figure of merit is one core
         if args.long:

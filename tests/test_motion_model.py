@@ -206,7 +206,7 @@ def test_memory_is_flat_over_a_long_run():
     sizes = []
     for _ in range(15):  # 30 s
         source.push(features)
-        sizes.append(len(source._motion) + len(source._audio))
+        sizes.append(len(source._motion) + len(source._audio) + len(source._voiced))
     assert max(sizes[5:]) <= max(sizes[:5]) + TINY.window
 
 
@@ -437,6 +437,61 @@ def test_pace_head_at_speed_one_is_the_window_and_keeps_a_still_head_still():
     np.testing.assert_array_equal(out[:, HEAD.stop:], window[:, HEAD.stop:])
 
 
+def test_a_pause_is_a_long_enough_silent_run_read_up_to_the_last_frame_asked():
+    from talkinghead.motion.learned.source import pausing
+
+    voiced = np.array([1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0], bool)  # a 2-frame gap, a 5-frame pause
+    np.testing.assert_array_equal(pausing(voiced, np.arange(15), 3),
+                                  [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0])  # the last run: 2 frames so far
+    np.testing.assert_array_equal(pausing(voiced, np.arange(15, 18), 3), [1, 1, 1])  # past the end: silence
+    # a pause that has begun by the last frame asked counts once it is long enough there, whatever came later
+    np.testing.assert_array_equal(pausing(voiced, np.arange(4, 8), 3), [0, 0, 0, 0])
+    np.testing.assert_array_equal(pausing(voiced, np.arange(4, 9), 3), [0, 0, 1, 1, 1])
+    assert not pausing(voiced, np.arange(0), 3).size
+
+
+def test_settle_head_follows_the_sampled_pose_by_the_share_asked():
+    from talkinghead.motion.learned.representation import HEAD
+    from talkinghead.motion.learned.source import settle_head
+
+    rng = np.random.default_rng(2)
+    window = rng.standard_normal((12, MOTION_DIMS)).astype(np.float32)
+    last = rng.standard_normal(len(range(*HEAD.indices(MOTION_DIMS)))).astype(np.float32)
+    assert settle_head(window, last, np.ones(12)) is window
+    held = settle_head(window, last, np.zeros(12))
+    np.testing.assert_allclose(held[:, HEAD], np.tile(last, (12, 1)))  # follow 0 holds the pose shown before
+    np.testing.assert_array_equal(held[:, HEAD.stop:], window[:, HEAD.stop:])
+    half = settle_head(window, last, np.full(12, 0.5))
+    np.testing.assert_allclose(half[0, HEAD], (last + window[0, HEAD]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(half[1:, HEAD], (half[:-1, HEAD] + window[1:, HEAD]) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(settle_head(window, None, np.zeros(12))[:, HEAD], np.tile(window[0, HEAD], (12, 1)))
+
+
+def test_the_checkpoints_pause_follow_calms_the_head_in_pauses_only_and_streams():
+    """speech() pauses for 0.38 s every 0.77 s: with pause_follow the head moves less in those pauses, and is
+    the sampled one until the first pause; chunking and memory are as without it."""
+    from talkinghead.motion.audio_rules import EnergyVoiceActivity
+
+    audio = speech(4.0)
+    features = extract_features(audio, FPS)
+    model = random_model()
+    plain = run(diffusion(model), features)
+    settled_model = replace(model, info={"pause_follow": 0.1})
+    settled = run(diffusion(settled_model), features)
+    vad = EnergyVoiceActivity()
+    voiced = np.array([vad.update(float(level))[0] for level in features.loudness_db])
+    first_pause = int(np.flatnonzero(~voiced[5:])[0]) + 5
+    np.testing.assert_array_equal(settled.head[:first_pause], plain.head[:first_pause])
+    speed = lambda m, mask: float(np.abs(np.diff(m.head[:, :3], axis=0))[mask[1:]].mean())  # noqa: E731
+    pause = ~voiced
+    pause[:3] = False
+    assert speed(settled, pause) < 0.6 * speed(plain, pause)
+    assert speed(settled, voiced) > 0.6 * speed(plain, voiced)  # while talking the head still moves
+    np.testing.assert_array_equal(settled.gaze, plain.gaze)
+    np.testing.assert_array_equal(settled.expression, plain.expression)
+    assert_motion_equal(run(diffusion(settled_model), features, chunks=[1, 7, 3, 20, 2, 31]), settled)
+
+
 def test_head_smoothing_keeps_what_came_before_and_removes_jitter():
     from talkinghead.motion.learned.representation import HEAD
     from talkinghead.motion.learned.source import smooth_head
@@ -565,3 +620,41 @@ def test_a_speech_reading_model_takes_the_speech_mouths_states_and_gets_what_its
     whole = run_streamed(shared, streamed_features(audio, len(audio)))
     assert_motion_equal(run_streamed(own, streamed_features(audio, len(audio))), whole)
     assert_motion_equal(run_streamed(shared, streamed_features(audio, 2222)), whole)  # and streamed in chunks
+
+
+def _calibration_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_motion.py"
+    spec = importlib.util.spec_from_file_location("calibrate_motion", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pause_calibration_finds_the_follow_that_gives_the_real_pause_ratio(tmp_path):
+    """A seeded tiny model against clips whose 'real' heads move 0.3 as fast in pauses as in speech: the
+    bisection's pause_follow makes the model's pooled ratio the real one."""
+    pytest.importorskip("webrtcvad")
+    from talkinghead.evaluation.variants import parse_variant
+    from talkinghead.evaluation.voice import voiced_frames
+
+    calibration = _calibration_script()
+    clips = []
+    for seed in range(2):
+        audio = speech(6.0, seed)
+        frames = int(6.0 * FPS)
+        voiced = voiced_frames(audio, FPS, frames)
+        steps = np.random.default_rng(seed).standard_normal((frames, 3)) * np.where(voiced, 1.0, 0.3)[:, None]
+        vectors = np.zeros((frames, MOTION_DIMS), np.float32)
+        vectors[:, :3] = np.cumsum(steps, axis=0)
+        clips.append({"name": f"c{seed}", "vectors": vectors, "rest": np.full(52, 0.05, np.float32),
+                      "fps": float(FPS), "audio": audio})
+    model = random_model()
+    found = calibration.calibrate_pause_follow(parse_variant("t:motion.generator=diffusion"), model, clips, 1,
+                                               tmp_path)
+    assert found["real_pause_ratio"] == pytest.approx(0.3, abs=0.1)
+    assert found["unsettled_pause_ratio"] > found["real_pause_ratio"] + 0.2  # the random model does not settle
+    assert found["pause_follow"] < 1.0
+    assert found["model_pause_ratio"] == pytest.approx(found["real_pause_ratio"], abs=0.05)

@@ -24,6 +24,7 @@ from ...config import MotionConfig
 from ...face.expression import load_basis
 from ...face.pose import euler_to_rotation, head_euler, upright_frame
 from ..base import MotionSource
+from ..audio_rules import EnergyVoiceActivity
 from ..mixer import REGION_INDEX
 from ..types import Motion, interpolate_rows
 from .checkpoint import MotionModel
@@ -42,6 +43,8 @@ HEAD_SMOOTHING_RADIUS = 6  # frames each side the Gaussian reaches
 HEAD_PACE_FRAMES = 3.0  # Gaussian sigma (model frames) splitting the head pose into its slow sway and its quicker
 # movements (nods, turns: mostly above 1.3 Hz); MotionConfig.head_speed scales the quicker part
 HEAD_PACE_RADIUS = 9
+PAUSE_SHORTEST_S = 0.2  # unvoiced this long (the rules' energy detector, with its hang-over) is a pause, not a
+# gap between words
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,52 @@ def pace_head(window: np.ndarray, before: np.ndarray, speed: float) -> np.ndarra
     out = window.copy()
     out[:, HEAD] = slow + np.float32(speed) * (window[:, HEAD] - slow)
     return out
+
+
+def settle_head(window: np.ndarray, last: np.ndarray | None, follow: np.ndarray) -> np.ndarray:
+    """(W, D) window whose head pose closes only `follow` (W,) of its distance to the sampled pose each frame
+    (1: the sampled pose; below 1 it lags and moves less, as a one-pole low-pass); `last` is the head pose
+    shown on the frame before (None at a clip's start: the first frame is kept)."""
+    follow = np.asarray(follow, np.float32)
+    if np.all(follow >= 1.0):
+        return window
+    out = window.copy()
+    shown = window[0, HEAD].copy() if last is None else np.asarray(last, np.float32).copy()
+    for i in range(len(window)):
+        if follow[i] >= 1.0:
+            shown = window[i, HEAD].copy()
+        elif i or last is not None:
+            shown += follow[i] * (window[i, HEAD] - shown)
+        out[i, HEAD] = shown
+    return out
+
+
+def pausing(voiced: np.ndarray, frames: np.ndarray, shortest: int) -> np.ndarray:
+    """(F,) bool: video frames `frames` (ascending) lie in a pause, a run of at least `shortest` unvoiced frames
+    of the per-frame voice activity `voiced` (frames past its end count as silence, as the audio past a
+    clip's end). Runs are cut at the last of `frames`, so the same frames give the same answer however the
+    audio arrived: a pause that has just begun there does not count until it is long enough."""
+    frames = np.asarray(frames, np.int64)
+    if not len(frames):
+        return np.zeros(0, bool)
+    last = int(frames[-1])
+    first = max(int(frames[0]) - shortest, 0)
+    silent = np.ones(last + 1 - first, bool)
+    heard = np.asarray(voiced[first:last + 1], bool)
+    silent[:len(heard)] = ~heard
+    long_run = np.zeros_like(silent)
+    for start, stop in _runs(silent):
+        if stop - start >= shortest:
+            long_run[start:stop] = True
+    inside = (frames >= first) & (frames <= last)
+    out = np.zeros(len(frames), bool)
+    out[inside] = long_run[frames[inside] - first]
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _gaussian_head(window: np.ndarray, before: np.ndarray, sigma: float, radius: int) -> np.ndarray:
@@ -186,6 +235,10 @@ class DiffusionMotion:
         self._speech = SpeechFeatureStream(fps, c.speech_layer, (0.0,), StreamGrid()) if own else None
         self._audio_start = 0
         self._last_loudness: float | None = None
+        self._voice = EnergyVoiceActivity()
+        self._voiced = np.zeros(0, bool)  # voice activity (the rules' energy detector) of video frames from
+        self._voiced_start = 0  # ... this one on
+        self._pause_frames = max(1, int(round(PAUSE_SHORTEST_S * self.fps)))
         self._motion = np.zeros((0, c.motion_dims), np.float32)  # standardised, model frames from _motion_start
         self._shown = self._motion  # the same with head_speed applied (what is emitted; windows read _motion)
         self._motion_start = 0
@@ -205,6 +258,8 @@ class DiffusionMotion:
             self._add_rows(audio_vectors(features, self._last_loudness))
             self._last_loudness = float(features.loudness_db[-1])
         self._frames += len(features)
+        heard = [self._voice.update(float(level))[0] for level in features.loudness_db]
+        self._voiced = np.concatenate([self._voiced, np.array(heard, bool)])
         self._mouth = Motion.concat([self._mouth, self.mouth.push(features)])
         while self._window_ready(self._windows):
             self._generate()
@@ -259,10 +314,22 @@ class DiffusionMotion:
         window = self.generate_window(self._windows, previous, audio, self.rest)
         window = smooth_head(window, self._motion[-HEAD_SMOOTHING_RADIUS:]).astype(np.float32)
         shown = pace_head(window, self._motion[-HEAD_PACE_RADIUS:], self.config.head_speed)
+        shown = settle_head(shown, self._shown[-1, HEAD] if len(self._shown) else None, self._window_follow(first))
         self._motion = np.concatenate([self._motion, window])
         self._shown = np.concatenate([self._shown, shown])
         self._windows += 1
         self._trim()
+
+    def _window_follow(self, first: int) -> np.ndarray:
+        """(window,) settle_head's follow of model frames first.. : 1 while the speaker talks, the checkpoint's
+        pause_follow in a pause (scripts/calibrate_motion.py: what makes the model's head as much calmer in
+        pauses as real heads are; 1 for checkpoints without it, which leave the head as sampled)."""
+        c = self.model.config
+        follow = float(self.model.info.get("pause_follow", 1.0))
+        if follow >= 1.0:
+            return np.ones(c.window, np.float32)
+        rows = np.array([self._audio_row(f) for f in range(first, first + c.window)]) - self._voiced_start
+        return np.where(pausing(self._voiced, rows, self._pause_frames), follow, 1.0).astype(np.float32)
 
     def _trim(self) -> None:
         """Keep only what later windows and frames need (memory is flat for any length)."""
@@ -274,6 +341,8 @@ class DiffusionMotion:
         first_needed = self._audio_row(max(self._windows * c.window - c.previous, 0))
         drop = max(0, min(first_needed, self._conditioned()) - self._audio_start)
         self._audio, self._audio_start = self._audio[drop:], self._audio_start + drop
+        drop = max(0, min(first_needed - self._pause_frames, self._frames) - self._voiced_start)
+        self._voiced, self._voiced_start = self._voiced[drop:], self._voiced_start + drop
 
     def _emit(self, final: bool) -> Motion:
         """Video frames whose generated motion and mouth are both known."""
