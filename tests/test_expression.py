@@ -8,7 +8,6 @@ says it moves (jaw, head, lids, irises) really moves in the image.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -25,6 +24,7 @@ from talkinghead.render.renderer import Renderer
 from talkinghead.face.tracking import track_video
 
 import talkinghead
+from repo_scripts import load_script
 
 REPO = Path(talkinghead.__file__).resolve().parents[1]  # the source checkout (editable install)
 TRACK_CACHE = REPO / "build" / "tracks"  # ignored by git; the fitting script caches its tracks here
@@ -33,11 +33,7 @@ IDX = L.BLENDSHAPE_INDEX
 
 def load_fit_script():
     """scripts/fit_expression_basis.py as a module (its helpers: normalise_reference, align_all, ridge)."""
-    path = REPO / "scripts" / "fit_expression_basis.py"
-    spec = importlib.util.spec_from_file_location("fit_expression_basis", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/fit_expression_basis.py")
 
 
 FIT = load_fit_script()

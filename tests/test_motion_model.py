@@ -20,6 +20,7 @@ from talkinghead.motion.learned.representation import AUDIO_DIMS, MOTION_DIMS, m
 from talkinghead.motion.learned.samplers import SAMPLERS, karras_sigmas, sampler
 from talkinghead.motion.learned.source import DiffusionMotion, Sampling
 from talkinghead.motion.types import Motion
+from repo_scripts import load_script
 
 TINY = ModelConfig(width=16, layers=1, heads=2, window=6, previous=3)
 FPS = 25
@@ -492,6 +493,23 @@ def test_the_checkpoints_pause_follow_calms_the_head_in_pauses_only_and_streams(
     assert_motion_equal(run(diffusion(settled_model), features, chunks=[1, 7, 3, 20, 2, 31]), settled)
 
 
+@pytest.mark.parametrize("release_s, ok", [(None, True), (0.001, False)])
+def test_after_a_pause_the_head_catches_up_over_several_frames(monkeypatch, release_s, ok):
+    """A head held almost still in pauses has fallen behind its sampled path when speech resumes: with the
+    release ramp it catches up in steps no larger than the sampled head's own; without one (0.001 s) it
+    jumps, which this test is there to catch."""
+    import talkinghead.motion.learned.source as source
+
+    if release_s is not None:
+        monkeypatch.setattr(source, "PAUSE_RELEASE_S", release_s)
+    features = extract_features(speech(6.0), FPS)
+    model = random_model()
+    step = lambda m: np.linalg.norm(np.diff(m.head[:, :3], axis=0), axis=1).max()  # noqa: E731
+    plain = run(diffusion(model), features)
+    held = run(diffusion(replace(model, info={"pause_follow": 0.02})), features)
+    assert (step(held) <= 1.05 * step(plain)) == ok
+
+
 def test_head_smoothing_keeps_what_came_before_and_removes_jitter():
     from talkinghead.motion.learned.representation import HEAD
     from talkinghead.motion.learned.source import smooth_head
@@ -622,17 +640,6 @@ def test_a_speech_reading_model_takes_the_speech_mouths_states_and_gets_what_its
     assert_motion_equal(run_streamed(shared, streamed_features(audio, 2222)), whole)  # and streamed in chunks
 
 
-def _calibration_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_motion.py"
-    spec = importlib.util.spec_from_file_location("calibrate_motion", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_pause_calibration_finds_the_follow_that_gives_the_real_pause_ratio(tmp_path):
     """A seeded tiny model against clips whose 'real' heads move 0.3 as fast in pauses as in speech: the
     bisection's pause_follow makes the model's pooled ratio the real one."""
@@ -640,7 +647,7 @@ def test_pause_calibration_finds_the_follow_that_gives_the_real_pause_ratio(tmp_
     from talkinghead.evaluation.variants import parse_variant
     from talkinghead.evaluation.voice import voiced_frames
 
-    calibration = _calibration_script()
+    calibration = load_script("scripts/calibrate_motion.py")
     clips = []
     for seed in range(2):
         audio = speech(6.0, seed)

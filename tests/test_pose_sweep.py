@@ -3,21 +3,15 @@ as far as asked. Slow: it renders and re-tracks 24 frames of each of the 12 port
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from repo_scripts import load_script
 
-SWEEP_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pose_sweep.py"
 MIN_CORRELATION = 0.95  # the targets for re-tracked yaw and pitch against requested, whole sweep
 SLOPE_RANGE = (0.8, 1.2)
 
 
 def _sweep_module():
-    spec = importlib.util.spec_from_file_location("pose_sweep", SWEEP_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/pose_sweep.py")
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from talkinghead.errors import TalkingHeadError
 from talkinghead.face import landmarks as L
 from talkinghead.io import VideoWriter, audio_summary, iter_audio, load_audio
 from talkinghead.outputs import check_output_path, check_output_paths
+from repo_scripts import load_script
 
 MAX_ERROR_CHARS = 600
 
@@ -233,13 +234,7 @@ def test_deeply_nested_direction_is_one_clear_error(tmp_path):
 
 def motion_csv(frames: int) -> str:
     """A Live Link CSV of `frames` rows, made as benchmarks/bench_motion_files.py makes its large one."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_motion_files.py"
-    spec = importlib.util.spec_from_file_location("bench_motion_files", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.live_link_csv(frames)
+    return load_script("benchmarks/bench_motion_files.py").live_link_csv(frames)
 
 
 def test_motion_file_over_the_row_limit_is_refused_before_parsing(tmp_path, monkeypatch):

@@ -8,15 +8,13 @@ open with the old eye layer (0.47).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 from talkinghead.face import landmarks as L
 from talkinghead.motion.types import HEAD_FIELDS
+from repo_scripts import load_script
 
 SIZE = 512
 BLINK_PORTRAITS = ("hallo_ref3.jpg", "sadtalker_art14.png", "sadtalker_people0.png")
@@ -30,11 +28,7 @@ VACATED_WHITE = 0.85  # share of the portrait's sclera brightness the vacated pl
 
 
 def _pose_sweep():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "pose_sweep.py"
-    spec = importlib.util.spec_from_file_location("pose_sweep", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/pose_sweep.py")
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,8 @@ HEAD_PACE_FRAMES = 3.0  # Gaussian sigma (model frames) splitting the head pose 
 HEAD_PACE_RADIUS = 9
 PAUSE_SHORTEST_S = 0.2  # unvoiced this long (the rules' energy detector, with its hang-over) is a pause, not a
 # gap between words
+PAUSE_RELEASE_S = 0.2  # after a pause the head's follow rises back to 1 over this long, so the head catches up
+# with its sampled path over several frames instead of in one step
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ class DiffusionMotion:
         self._voiced = np.zeros(0, bool)  # voice activity (the rules' energy detector) of video frames from
         self._voiced_start = 0  # ... this one on
         self._pause_frames = max(1, int(round(PAUSE_SHORTEST_S * self.fps)))
+        self._since_pause = 1 << 30  # model frames since the last one in a pause
         self._motion = np.zeros((0, c.motion_dims), np.float32)  # standardised, model frames from _motion_start
         self._shown = self._motion  # the same with head_speed applied (what is emitted; windows read _motion)
         self._motion_start = 0
@@ -321,15 +324,21 @@ class DiffusionMotion:
         self._trim()
 
     def _window_follow(self, first: int) -> np.ndarray:
-        """(window,) settle_head's follow of model frames first.. : 1 while the speaker talks, the checkpoint's
-        pause_follow in a pause (scripts/calibrate_motion.py: what makes the model's head as much calmer in
-        pauses as real heads are; 1 for checkpoints without it, which leave the head as sampled)."""
+        """(window,) settle_head's follow of model frames first.. : the checkpoint's pause_follow in a pause, rising
+        back to 1 over PAUSE_RELEASE_S after it, 1 while the speaker talks (scripts/calibrate_motion.py: what
+        makes the model's head as much calmer in pauses as real heads are; 1 for checkpoints without it, which
+        leave the head as sampled). Windows come in order, so the frames since the last pause carry over."""
         c = self.model.config
         follow = float(self.model.info.get("pause_follow", 1.0))
         if follow >= 1.0:
             return np.ones(c.window, np.float32)
         rows = np.array([self._audio_row(f) for f in range(first, first + c.window)]) - self._voiced_start
-        return np.where(pausing(self._voiced, rows, self._pause_frames), follow, 1.0).astype(np.float32)
+        release = max(1.0, PAUSE_RELEASE_S * c.fps)
+        out = np.empty(c.window, np.float32)
+        for i, pause in enumerate(pausing(self._voiced, rows, self._pause_frames)):
+            self._since_pause = 0 if pause else self._since_pause + 1
+            out[i] = follow + (1.0 - follow) * min(self._since_pause / release, 1.0)
+        return out
 
     def _trim(self) -> None:
         """Keep only what later windows and frames need (memory is flat for any length)."""
