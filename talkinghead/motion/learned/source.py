@@ -8,7 +8,8 @@ scheme). A model trained on speech states (ModelConfig.audio_features "speech") 
 of prosody: the speech mouth's (it computes them anyway), or its own streamed encoder's. The mouth
 comes from another MotionSource (the speech model by default): its mouth coefficients replace the
 generated ones. The model runs at its own frame rate (25 fps); audio rows are picked and motion
-interpolated for other video rates.
+interpolated for other video rates. In the speaker's pauses the shown head settles (settle_head: the
+checkpoint's pause_follow, calibrated on its training clips), as real heads do.
 """
 
 from __future__ import annotations
@@ -243,7 +244,8 @@ class DiffusionMotion:
         self._pause_frames = max(1, int(round(PAUSE_SHORTEST_S * self.fps)))
         self._since_pause = 1 << 30  # model frames since the last one in a pause
         self._motion = np.zeros((0, c.motion_dims), np.float32)  # standardised, model frames from _motion_start
-        self._shown = self._motion  # the same with head_speed applied (what is emitted; windows read _motion)
+        self._shown = self._motion  # the same paced (head_speed) and settled in pauses: what is emitted; windows
+        # read _motion
         self._motion_start = 0
         self._windows = 0
         self._mouth = Motion.empty()  # mouth-source frames from _next on
