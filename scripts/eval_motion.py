@@ -262,7 +262,10 @@ def main() -> None:
     clips = (shard_clips(args.shards, args.split, args.speech_only) if args.shards
              else [real_clip(p) for p in sorted(args.data.glob("*.mp4"))])
     if args.plot:
-        plot_clip(variants, next(c for c in clips if c["name"] == args.plot[0]), Path(args.plot[1]), args.plot_seeds)
+        chosen = [c for c in clips if c["name"] == args.plot[0]]
+        if not chosen:
+            raise SystemExit(f"no clip named '{args.plot[0]}': choose one of {', '.join(c['name'] for c in clips)}")
+        plot_clip(variants, chosen[0], Path(args.plot[1]), args.plot_seeds)
         return
     with threadpool_limits(1):  # the figure of merit is one core
         if args.long:
@@ -277,4 +280,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from talkinghead.errors import TalkingHeadError
+
+    try:
+        main()
+    except TalkingHeadError as error:  # a missing extra, an unreadable clip or model: one line, no traceback
+        raise SystemExit(str(error)) from None
