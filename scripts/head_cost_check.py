@@ -45,35 +45,26 @@ def mirrored(driving, frames: int):
 
 
 def clip_rows(clip: Path, other: Path) -> dict:
-    from talkinghead.audio.features import SAMPLE_RATE, frame_count
     from talkinghead.config import GenerateConfig
     from talkinghead.evaluation import metrics
-    from talkinghead.evaluation.protocols import generate_measured
+    from talkinghead.evaluation.protocols import generate_measured, load_real_clip
     from talkinghead.evaluation.variants import for_clip
-    from talkinghead.evaluation.voice import voiced_frames
     from talkinghead.face.measure import mouth_aperture
-    from talkinghead.face.tracking import track_video
-    from talkinghead.io import load_audio, read_video_frames
     from talkinghead.pipeline import Pipeline, load_driving
 
-    track = track_video(clip, cache_dir=ROOT / "build" / "tracks")
-    fps = track.fps
-    audio = load_audio(clip, SAMPLE_RATE)
-    n = min(len(track.landmarks), frame_count(len(audio), int(round(fps))))
-    audio = audio[:int(round(n / round(fps) * SAMPLE_RATE))]
-    portrait = next(iter(read_video_frames(clip)))
-    voiced = voiced_frames(audio, round(fps), n)
+    loaded = load_real_clip(clip, ROOT / "build" / "tracks")  # as `talkinghead eval --protocol self` reads it
+    real, fps, voiced = loaded.real, loaded.fps, loaded.voiced
+    n = len(real.landmarks)
     config = for_clip(GenerateConfig(), fps, clip.stem)
-    real = mouth_aperture(track.landmarks[:n])
-    rest = float(mouth_aperture(track.landmarks[0]))
+    rest = float(mouth_aperture(real.landmarks[0]))
     another = load_driving(other, config)
     drivers = {"rules": None, "own head": load_driving(clip, config),
                "another's head": mirrored(another, int(np.ceil(n / fps * another.fps)) + 2)}
     row = {"clip": clip.stem, "another": other.stem, "silent_frames": int(metrics.scored_silence(voiced, fps).sum())}
     for name, driving in drivers.items():
-        pipeline = Pipeline.from_image(portrait, config, driving=driving)
-        apertures = generate_measured(pipeline, audio, None).apertures[:n]
-        row[name] = {"lipsync_r": metrics.lagged_correlation(apertures, real).correlation,
+        pipeline = Pipeline.from_image(real.samples[0], config, driving=driving)
+        apertures = generate_measured(pipeline, loaded.audio, None).apertures[:n]
+        row[name] = {"lipsync_r": metrics.lagged_correlation(apertures, real.apertures).correlation,
                      "rest": metrics.silence_rest_share(apertures, voiced, rest, fps)}
     return row
 

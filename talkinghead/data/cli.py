@@ -80,8 +80,10 @@ def run(args) -> int:
         if created:
             shutil.rmtree(args.out, ignore_errors=True)
         reasons = [f"{Path(r['path']).name}: {r['reason']}" for r in records if r.get("reason")]
-        why = ": none has a long enough stretch with a face" if not reasons else f" ({reasons[0]})" \
-            if len(reasons) == 1 else f" ({reasons[0]}; and {len(reasons) - 1} more)"
+        if not reasons:
+            why = ": none has a long enough stretch with a face"
+        else:
+            why = f" ({reasons[0]}{f'; and {len(reasons) - 1} more' if len(reasons) > 1 else ''})"
         raise TalkingHeadError(f"no clip could be prepared from {len(records)} video(s){why}")
     curate(clips, curation)
     splits = speaker_split([c["speaker"] for c in clips])

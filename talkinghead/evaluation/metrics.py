@@ -14,6 +14,7 @@ import numpy as np
 from ..face import landmarks as L
 from ..face.pose import fit_similarity, head_euler, rotation_to_euler, upright_frame
 from ..face.measure import eye_opening, interocular
+from ..motion.types import runs
 
 MAX_LAG_FRAMES = 8  # lip-sync offset search window, frames either way
 SILENCE_MIN_SECONDS = 0.3  # silent stretches shorter than this are ignored (pauses inside speech)
@@ -153,13 +154,6 @@ def jitter(series: np.ndarray, reference: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------------
 # mouth at rest in silence
 # ------------------------------------------------------------------------------------------------
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of each run of True."""
-    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def scored_silence(voiced: np.ndarray, fps: float) -> np.ndarray:

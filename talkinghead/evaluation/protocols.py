@@ -272,9 +272,18 @@ def generate_measured(pipeline: Pipeline, audio: np.ndarray, out: Path | None) -
         return measure_frames(pipeline.stream(pipeline.chunks(audio)), n, fps, writer)
 
 
-def self_reenactment(clip: Path, variants: list[Variant], scorer: Scorer, out_dir: Path | None,
-                     cache_dir: Path | None, max_seconds: float | None = None) -> ClipResult:
-    """One real clip: reference rows (real, frozen) and one row per variant."""
+@dataclass
+class RealClip:
+    """A real talking clip as self-reenactment reads it: n frames of its track and of its own speech."""
+
+    real: Measured  # its track, and sampled frames (frame 0, the portrait, among them)
+    audio: np.ndarray  # (samples,) float32 at SAMPLE_RATE, cut to the n frames
+    voiced: np.ndarray  # (n,) bool, WebRTC's VAD
+    fps: float
+
+
+def load_real_clip(clip: Path, cache_dir: Path | None, max_seconds: float | None = None) -> RealClip:
+    """Track `clip` (cached), read its speech, cut both to the frames they share (and to max_seconds)."""
     info = probe_video(clip)
     if info.audio_codec is None:
         raise TalkingHeadError(f"'{clip}' has no audio track: self-reenactment needs the clip's own speech")
@@ -289,7 +298,15 @@ def self_reenactment(clip: Path, variants: list[Variant], scorer: Scorer, out_di
     real = measured_from_track(track, clip)
     if not np.isfinite(real.landmarks[0]).all():
         raise TalkingHeadError(f"no face in the first frame of '{clip}': self-reenactment uses it as the portrait")
-    voiced = voiced_frames(audio, round(fps), n)
+    return RealClip(real, audio, voiced_frames(audio, round(fps), n), fps)
+
+
+def self_reenactment(clip: Path, variants: list[Variant], scorer: Scorer, out_dir: Path | None,
+                     cache_dir: Path | None, max_seconds: float | None = None) -> ClipResult:
+    """One real clip: reference rows (real, frozen) and one row per variant."""
+    loaded = load_real_clip(clip, cache_dir, max_seconds)
+    real, audio, voiced, fps = loaded.real, loaded.audio, loaded.voiced, loaded.fps
+    n = len(real.landmarks)
     audio_seconds = len(audio) / SAMPLE_RATE
 
     portrait_full = real.samples[0]

@@ -79,3 +79,10 @@ def interpolate_rows(values: np.ndarray, position: np.ndarray) -> np.ndarray:
     hi = np.minimum(lo + 1, len(values) - 1)
     w = (position - lo)[:, None]
     return values[lo] * (1 - w) + values[hi] * w
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True."""
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))

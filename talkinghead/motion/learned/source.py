@@ -27,7 +27,7 @@ from ...face.pose import euler_to_rotation, head_euler, upright_frame
 from ..base import MotionSource
 from ..audio_rules import EnergyVoiceActivity
 from ..mixer import REGION_INDEX
-from ..types import Motion, interpolate_rows
+from ..types import Motion, interpolate_rows, runs
 from .checkpoint import MotionModel
 from .denoiser import Denoiser, guided
 from .network import MotionTransformer, conditioning_input
@@ -105,16 +105,16 @@ def settle_head(window: np.ndarray, last: np.ndarray | None, follow: np.ndarray)
     out = window.copy()
     shown = window[0, HEAD].copy() if last is None else np.asarray(last, np.float32).copy()
     for i in range(len(window)):
-        if follow[i] >= 1.0:
+        if follow[i] >= 1.0:  # exactly the sampled pose (no rounding left over from the pause)
             shown = window[i, HEAD].copy()
-        elif i or last is not None:
+        else:
             shown += follow[i] * (window[i, HEAD] - shown)
         out[i, HEAD] = shown
     return out
 
 
 def pausing(voiced: np.ndarray, frames: np.ndarray, shortest: int) -> np.ndarray:
-    """(F,) bool: video frames `frames` (ascending) lie in a pause, a run of at least `shortest` unvoiced frames
+    """(F,) bool: video frames `frames` (ascending, not negative) lie in a pause, a run of at least `shortest` unvoiced frames
     of the per-frame voice activity `voiced` (frames past its end count as silence, as the audio past a
     clip's end). Runs are cut at the last of `frames`, so the same frames give the same answer however the
     audio arrived: a pause that has just begun there does not count until it is long enough."""
@@ -127,18 +127,10 @@ def pausing(voiced: np.ndarray, frames: np.ndarray, shortest: int) -> np.ndarray
     heard = np.asarray(voiced[first:last + 1], bool)
     silent[:len(heard)] = ~heard
     long_run = np.zeros_like(silent)
-    for start, stop in _runs(silent):
+    for start, stop in runs(silent):
         if stop - start >= shortest:
             long_run[start:stop] = True
-    inside = (frames >= first) & (frames <= last)
-    out = np.zeros(len(frames), bool)
-    out[inside] = long_run[frames[inside] - first]
-    return out
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return long_run[frames - first]
 
 
 def _gaussian_head(window: np.ndarray, before: np.ndarray, sigma: float, radius: int) -> np.ndarray:
